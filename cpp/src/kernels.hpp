@@ -1,0 +1,55 @@
+// The model's operators as float32 kernels: op_forward(out, in, weights..., dims...), row-major.
+#pragma once
+#include <cstddef>
+
+namespace msf::kernels {
+
+// out (M, N) = a (M, K) @ b (K, N)
+void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N);
+// out (M, N) = in (M, K) @ weight (N, K)^T + bias (N); nn.Linear as stored, one dot product per output
+void linear_forward_naive(float* out, const float* in, const float* weight, const float* bias, int M, int K,
+                          int N);
+// out (M, N) = in (M, K) @ weight_t (K, N) + bias (N); weight pre-transposed so the inner loop is contiguous
+void linear_forward(float* out, const float* in, const float* weight_t, const float* bias, int M, int K, int N);
+// out (M, N) = weight (M, K) @ in (K, N) + bias (M) broadcast along rows; a Linear applied along axis 0
+void linear_left_forward(float* out, const float* weight, const float* bias, const float* in, int M, int K,
+                         int N);
+// x (n) in place: x * Phi(x), exact erf form
+void gelu_forward(float* x, size_t n);
+// x (rows, cols) in place: softmax over each row
+void softmax_forward(float* x, int rows, int cols);
+// out (rows, C) = layer norm of in (rows, C) over C, eps 1e-5, affine; out may alias in
+void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C);
+// e (N, d) in place: rows rescaled by sigmoid(w2 (N, H) @ relu(w1 (H, N) @ mean_rows(e))); scratch >= N + H
+void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch);
+
+// Tensors of one SynthAttention(in=D, out=N, r): sizes and pre-transposed dense weight.
+struct SynthAttentionWeights {
+    int N, D, d, se_hidden;
+    const float* dense_t;  // (D, d)
+    const float* dense_b;  // (d)
+    const float* se1;      // (se_hidden, N)
+    const float* se2;      // (N, se_hidden)
+    const float* value_w;  // (d, N), used only when d < N
+    const float* value_b;  // (d)
+};
+// Floats of scratch synth_attention_forward needs.
+size_t synth_attention_scratch(const SynthAttentionWeights& w);
+// out (N, D) = softmax(SE(s @ dense^T + b)) (N, d) @ V, V = value_reduce along N (d, D) or s itself
+void synth_attention_forward(float* out, const float* s, const SynthAttentionWeights& w, float* scratch);
+
+struct MixSynthAttentionWeights {
+    int T, C, reweight_hidden;
+    SynthAttentionWeights token, channel;  // token: N = T, D = C; channel: N = C, D = T
+    const float* fc1_t;   // (T, H)
+    const float* fc1_b;   // (H)
+    const float* fc2_t;   // (H, 2T)
+    const float* fc2_b;   // (2T)
+    const float* proj_t;  // (C, C)
+    const float* proj_b;  // (C)
+};
+size_t mix_synth_attention_scratch(const MixSynthAttentionWeights& w);
+// out (T, C) = proj(a0 * SynthToken(z) + a1 * SynthChannel(z^T)^T), a per frame from the mixing MLP
+void mix_synth_attention_forward(float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch);
+
+}  // namespace msf::kernels

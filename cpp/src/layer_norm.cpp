@@ -1,0 +1,25 @@
+// LN(x) = (x - mean) / sqrt(var + 1e-5) * weight + bias over the channels, biased variance (nn.LayerNorm)
+#include <cmath>
+
+#include "kernels.hpp"
+
+namespace msf::kernels {
+
+void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C) {
+    // out (rows, C), in (rows, C), weight (C), bias (C)
+    for (int r = 0; r < rows; ++r) {
+        const float* x = in + static_cast<size_t>(r) * C;
+        float* y = out + static_cast<size_t>(r) * C;
+        float mean = 0.0f;
+        for (int c = 0; c < C; ++c) mean += x[c];
+        mean /= static_cast<float>(C);
+        // two passes: the one-pass E[x^2] - mean^2 form cancels badly in float32
+        float var = 0.0f;
+        for (int c = 0; c < C; ++c) var += (x[c] - mean) * (x[c] - mean);
+        var /= static_cast<float>(C);
+        const float inv_std = 1.0f / std::sqrt(var + 1e-5f);
+        for (int c = 0; c < C; ++c) y[c] = (x[c] - mean) * inv_std * weight[c] + bias[c];
+    }
+}
+
+}  // namespace msf::kernels

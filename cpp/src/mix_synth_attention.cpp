@@ -1,0 +1,54 @@
+// MixSynthAttention (paper eq. 5-8; mixed per frame with a GELU MLP, as the official code does)
+#include <cmath>
+
+#include "kernels.hpp"
+
+namespace msf::kernels {
+
+size_t mix_synth_attention_scratch(const MixSynthAttentionWeights& w) {
+    const size_t TC = static_cast<size_t>(w.T) * w.C;
+    const size_t branch = synth_attention_scratch(w.token) > synth_attention_scratch(w.channel)
+                              ? synth_attention_scratch(w.token)
+                              : synth_attention_scratch(w.channel);
+    // z^T, y_token, y_channel^T, mixed (each T*C), g (T), hidden (H), m (2T), branch scratch
+    return 4 * TC + w.T + w.reweight_hidden + 2 * static_cast<size_t>(w.T) + branch;
+}
+
+void mix_synth_attention_forward(float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch) {
+    // out (T, C), z (T, C)
+    const int T = w.T, C = w.C;
+    const size_t TC = static_cast<size_t>(T) * C;
+    float* z_t = scratch;              // (C, T)
+    float* y_token = z_t + TC;         // (T, C)
+    float* y_channel_t = y_token + TC; // (C, T)
+    float* mixed = y_channel_t + TC;   // (T, C)
+    float* g = mixed + TC;             // (T)
+    float* hidden = g + T;             // (H)
+    float* m = hidden + w.reweight_hidden;  // (2T)
+    float* branch_scratch = m + 2 * static_cast<size_t>(T);
+
+    for (int t = 0; t < T; ++t)
+        for (int c = 0; c < C; ++c) z_t[static_cast<size_t>(c) * T + t] = z[static_cast<size_t>(t) * C + c];
+    synth_attention_forward(y_token, z, w.token, branch_scratch);
+    synth_attention_forward(y_channel_t, z_t, w.channel, branch_scratch);
+
+    for (int t = 0; t < T; ++t) {
+        float sum = 0.0f;
+        for (int c = 0; c < C; ++c)
+            sum += y_token[static_cast<size_t>(t) * C + c] + y_channel_t[static_cast<size_t>(c) * T + t];
+        g[t] = sum / static_cast<float>(C);
+    }
+    linear_forward(hidden, g, w.fc1_t, w.fc1_b, 1, T, w.reweight_hidden);
+    gelu_forward(hidden, static_cast<size_t>(w.reweight_hidden));
+    linear_forward(m, hidden, w.fc2_t, w.fc2_b, 1, w.reweight_hidden, 2 * T);
+    softmax_forward(m, T, 2);  // pairs (m[2t], m[2t+1]) are frame t's two branch weights
+    for (int t = 0; t < T; ++t) {
+        const float a_token = m[2 * t], a_channel = m[2 * t + 1];
+        for (int c = 0; c < C; ++c)
+            mixed[static_cast<size_t>(t) * C + c] = a_token * y_token[static_cast<size_t>(t) * C + c] +
+                                                    a_channel * y_channel_t[static_cast<size_t>(c) * T + t];
+    }
+    linear_forward(out, mixed, w.proj_t, w.proj_b, T, C, C);
+}
+
+}  // namespace msf::kernels

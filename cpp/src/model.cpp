@@ -1,0 +1,271 @@
+// The whole PoseRefinementModel forward (DESIGN §1 steps 1-4) and its loading from tensors.
+#include <cmath>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "kernels.hpp"
+#include "msf/msf.hpp"
+#include "safetensors.hpp"
+
+namespace msf {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+    std::ostringstream s;
+    s << '[';
+    for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+    s << ']';
+    return s.str();
+}
+
+// Tensors by name, each used at most once, checked against the expected shape.
+class TensorSource {
+public:
+    explicit TensorSource(const TensorMap& tensors) : tensors_(tensors) {}
+
+    bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+    const Tensor& find(const std::string& name) const {
+        auto it = tensors_.find(name);
+        if (it == tensors_.end()) throw WeightsError("missing tensor '" + name + "': not a MixSynthFormer state dict");
+        return it->second;
+    }
+    int dim(const std::string& name, int axis) const {
+        const Tensor& t = find(name);
+        if (t.shape.size() != 2) throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected a 2-D weight");
+        if (t.shape[axis] > (1 << 24)) throw WeightsError("tensor '" + name + "' is implausibly large: " + shape_str(t.shape));
+        return static_cast<int>(t.shape[axis]);
+    }
+    std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
+        const Tensor& t = find(name);
+        if (t.shape != shape)
+            throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", the inferred config needs " + shape_str(shape));
+        size_t count = 1;
+        for (int64_t s : shape) count *= static_cast<size_t>(s);
+        if (t.data.size() != count) throw WeightsError("tensor '" + name + "' holds " + std::to_string(t.data.size()) + " values for shape " + shape_str(shape));
+        for (float v : t.data)
+            if (!std::isfinite(v)) throw WeightsError("tensor '" + name + "' contains NaN or infinite values");
+        used_.insert(name);
+        return t.data;
+    }
+    // The (N, K) weight of an nn.Linear, transposed to (K, N) for kernels::linear_forward.
+    std::vector<float> take_transposed(const std::string& name, int N, int K) {
+        std::vector<float> w = take(name, {N, K}), t(w.size());
+        for (int n = 0; n < N; ++n)
+            for (int k = 0; k < K; ++k) t[static_cast<size_t>(k) * N + n] = w[static_cast<size_t>(n) * K + k];
+        return t;
+    }
+    void allow_unused(const std::string& name, std::vector<int64_t> shape) {
+        if (tensors_.count(name)) take(name, std::move(shape));
+    }
+    void check_all_used() const {
+        std::string extra;
+        for (const auto& kv : tensors_)
+            if (!used_.count(kv.first)) extra += (extra.empty() ? "" : ", ") + kv.first;
+        if (!extra.empty()) throw WeightsError("unexpected tensors: " + extra);
+    }
+
+private:
+    const TensorMap& tensors_;
+    std::set<std::string> used_;
+};
+
+struct SynthStore {
+    std::vector<float> dense_t, dense_b, se1, se2, value_w, value_b;
+};
+
+struct LayerStore {
+    SynthStore token, channel;
+    std::vector<float> fc1_t, fc1_b, fc2_t, fc2_b, proj_t, proj_b;
+    std::vector<float> ff1_t, ff1_b, ff2_t, ff2_b, norm1_w, norm1_b, norm2_w, norm2_b;
+    kernels::MixSynthAttentionWeights mix{};
+};
+
+}  // namespace
+
+struct Model::Impl {
+    Config config;
+    Metadata metadata;
+    std::vector<float> interp_w, interp_b, emb_t, emb_b, norm_w, norm_b, fc_t, fc_b;
+    std::vector<LayerStore> layers;
+    size_t workspace_floats = 0;
+    std::mutex pool_mutex;
+    std::vector<std::unique_ptr<std::vector<float>>> pool;  // idle workspaces, one per concurrent caller
+
+    void forward_window(const float* kf, float* out, float* ws) const;
+};
+
+namespace {
+
+Config infer_config(const TensorSource& src) {
+    Config c;
+    const int T = src.dim("l_interp.weight", 0), Q1 = src.dim("l_interp.weight", 1);
+    c.Q = Q1 - 1;
+    if (c.Q < 1 || T < 2 || (T - 1) % c.Q)
+        throw WeightsError("l_interp.weight has shape [" + std::to_string(T) + ", " + std::to_string(Q1) +
+                           "]: T - 1 must be a positive multiple of Q (T = K*Q + 1 with Q >= 1)");
+    c.K = (T - 1) / c.Q;
+    c.C = src.dim("encoder_emb.weight", 0);
+    c.P = src.dim("encoder_emb.weight", 1);
+    const std::string b0 = "encoder.layers.0.";
+    c.ffn_hidden = src.dim(b0 + "ff.fc1.weight", 0);
+    c.d_t = src.dim(b0 + "synth_att.synth_token.dense.weight", 0);
+    c.d_c = src.dim(b0 + "synth_att.synth_channel.dense.weight", 0);
+    c.se_t = src.dim(b0 + "synth_att.synth_token.se.fc.0.weight", 0);
+    c.se_c = src.dim(b0 + "synth_att.synth_channel.se.fc.0.weight", 0);
+    c.reweight_hidden = src.dim(b0 + "synth_att.reweight.fc1.weight", 0);
+    while (src.has("encoder.layers." + std::to_string(c.L) + ".norm1.weight")) ++c.L;
+    for (int v : {c.P, c.C, c.ffn_hidden, c.d_t, c.d_c, c.se_t, c.se_c, c.reweight_hidden})
+        if (v < 1) throw WeightsError("every size of the model must be >= 1 (a tensor has a zero dimension)");
+    if (c.d_t > T || c.d_c > c.C) throw WeightsError("reduced attention sizes d_t, d_c exceed T, C");
+    return c;
+}
+
+SynthStore take_synth(TensorSource& src, const std::string& p, int N, int D, int d, int H) {
+    SynthStore s;
+    s.dense_t = src.take_transposed(p + "dense.weight", d, D);
+    s.dense_b = src.take(p + "dense.bias", {d});
+    s.se1 = src.take(p + "se.fc.0.weight", {H, N});
+    s.se2 = src.take(p + "se.fc.2.weight", {N, H});
+    if (d < N) {
+        s.value_w = src.take(p + "value_reduce.weight", {d, N});
+        s.value_b = src.take(p + "value_reduce.bias", {d});
+    } else {  // the official model keeps value_reduce when r = 1 but never uses it
+        src.allow_unused(p + "value_reduce.weight", {d, N});
+        src.allow_unused(p + "value_reduce.bias", {d});
+    }
+    return s;
+}
+
+kernels::SynthAttentionWeights view(const SynthStore& s, int N, int D, int d, int H) {
+    return {N, D, d, H, s.dense_t.data(), s.dense_b.data(), s.se1.data(), s.se2.data(),
+            s.value_w.empty() ? nullptr : s.value_w.data(), s.value_b.empty() ? nullptr : s.value_b.data()};
+}
+
+}  // namespace
+
+Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_unique<Impl>()) {
+    auto fmt = metadata.find("format");
+    if (fmt != metadata.end() && fmt->second != "msf")
+        throw WeightsError("metadata format is '" + fmt->second + "', expected 'msf'");
+    auto ver = metadata.find("format_version");
+    if (ver != metadata.end() && ver->second != "1")
+        throw WeightsError("format_version '" + ver->second + "' is not supported (this msf reads version 1)");
+    TensorSource src(tensors);
+    const Config c = infer_config(src);
+    if (c.L < 1) throw WeightsError("no encoder blocks found (encoder.layers.0.*)");
+    const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden, H = c.reweight_hidden;
+    Impl& m = *impl_;
+    m.config = c;
+    m.metadata = std::move(metadata);
+    m.interp_w = src.take("l_interp.weight", {T, c.n_keyframes()});
+    m.interp_b = src.take("l_interp.bias", {T});
+    m.emb_t = src.take_transposed("encoder_emb.weight", C, P);
+    m.emb_b = src.take("encoder_emb.bias", {C});
+    m.norm_w = src.take("norm.weight", {C});
+    m.norm_b = src.take("norm.bias", {C});
+    m.fc_t = src.take_transposed("fc.weight", P, C);
+    m.fc_b = src.take("fc.bias", {P});
+    m.layers.resize(static_cast<size_t>(c.L));
+    for (int i = 0; i < c.L; ++i) {
+        const std::string b = "encoder.layers." + std::to_string(i) + ".";
+        LayerStore& l = m.layers[static_cast<size_t>(i)];
+        l.token = take_synth(src, b + "synth_att.synth_token.", T, C, c.d_t, c.se_t);
+        l.channel = take_synth(src, b + "synth_att.synth_channel.", C, T, c.d_c, c.se_c);
+        l.fc1_t = src.take_transposed(b + "synth_att.reweight.fc1.weight", H, T);
+        l.fc1_b = src.take(b + "synth_att.reweight.fc1.bias", {H});
+        l.fc2_t = src.take_transposed(b + "synth_att.reweight.fc2.weight", 2 * T, H);
+        l.fc2_b = src.take(b + "synth_att.reweight.fc2.bias", {2 * T});
+        l.proj_t = src.take_transposed(b + "synth_att.proj.weight", C, C);
+        l.proj_b = src.take(b + "synth_att.proj.bias", {C});
+        l.ff1_t = src.take_transposed(b + "ff.fc1.weight", F, C);
+        l.ff1_b = src.take(b + "ff.fc1.bias", {F});
+        l.ff2_t = src.take_transposed(b + "ff.fc2.weight", C, F);
+        l.ff2_b = src.take(b + "ff.fc2.bias", {C});
+        l.norm1_w = src.take(b + "norm1.weight", {C});
+        l.norm1_b = src.take(b + "norm1.bias", {C});
+        l.norm2_w = src.take(b + "norm2.weight", {C});
+        l.norm2_b = src.take(b + "norm2.bias", {C});
+        l.mix = {T, C, H, view(l.token, T, C, c.d_t, c.se_t), view(l.channel, C, T, c.d_c, c.se_c),
+                 l.fc1_t.data(), l.fc1_b.data(), l.fc2_t.data(), l.fc2_b.data(), l.proj_t.data(), l.proj_b.data()};
+    }
+    src.check_all_used();
+    const size_t TC = static_cast<size_t>(T) * C;
+    // X (T, P), Z (T, C), tmp (T, C), hidden (T, F), then the mixing scratch
+    m.workspace_floats = static_cast<size_t>(T) * P + 2 * TC + static_cast<size_t>(T) * F +
+                         kernels::mix_synth_attention_scratch(m.layers[0].mix);
+}
+
+void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
+    // kf (Q+1, P) -> out (T, P)
+    const Config& c = config;
+    const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden;
+    const size_t TC = static_cast<size_t>(T) * C;
+    float* x = ws;                                     // (T, P)
+    float* z = x + static_cast<size_t>(T) * P;         // (T, C)
+    float* tmp = z + TC;                               // (T, C)
+    float* hidden = tmp + TC;                          // (T, F)
+    float* scratch = hidden + static_cast<size_t>(T) * F;
+    kernels::linear_left_forward(x, interp_w.data(), interp_b.data(), kf, T, c.n_keyframes(), P);
+    kernels::linear_forward(z, x, emb_t.data(), emb_b.data(), T, P, C);
+    for (const LayerStore& l : layers) {
+        kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
+        for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
+        kernels::layer_norm_forward(z, tmp, l.norm1_w.data(), l.norm1_b.data(), T, C);
+        kernels::linear_forward(hidden, z, l.ff1_t.data(), l.ff1_b.data(), T, C, F);
+        kernels::gelu_forward(hidden, static_cast<size_t>(T) * F);
+        kernels::linear_forward(tmp, hidden, l.ff2_t.data(), l.ff2_b.data(), T, F, C);
+        for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
+        kernels::layer_norm_forward(z, tmp, l.norm2_w.data(), l.norm2_b.data(), T, C);
+    }
+    kernels::layer_norm_forward(tmp, z, norm_w.data(), norm_b.data(), T, C);
+    kernels::linear_forward(out, tmp, fc_t.data(), fc_b.data(), T, C, P);
+    for (size_t i = 0; i < static_cast<size_t>(T) * P; ++i) out[i] += x[i];
+}
+
+void Model::refine(const float* keyframes, float* out, std::size_t batch) const {
+    if (batch == 0) return;
+    if (!keyframes || !out) throw InputError("refine: null keyframes or output buffer");
+    const Config& c = impl_->config;
+    const size_t in_size = static_cast<size_t>(c.n_keyframes()) * c.P;
+    const size_t out_size = static_cast<size_t>(c.T()) * c.P;
+    for (size_t i = 0; i < batch * in_size; ++i)
+        if (!std::isfinite(keyframes[i]))
+            throw InputError("keyframes contain NaN or infinite values (window " + std::to_string(i / in_size) + ")");
+    std::unique_ptr<std::vector<float>> ws;
+    {
+        std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+        if (!impl_->pool.empty()) {
+            ws = std::move(impl_->pool.back());
+            impl_->pool.pop_back();
+        }
+    }
+    if (!ws) ws = std::make_unique<std::vector<float>>(impl_->workspace_floats);
+    for (size_t b = 0; b < batch; ++b) impl_->forward_window(keyframes + b * in_size, out + b * out_size, ws->data());
+    std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+    impl_->pool.push_back(std::move(ws));
+}
+
+namespace {
+Model from_file_contents(StFile file) {
+    TensorMap tensors;
+    for (auto& kv : file.tensors) tensors[kv.first] = Tensor{std::move(kv.second.shape), std::move(kv.second.data)};
+    return Model(tensors, std::move(file.metadata));
+}
+}  // namespace
+
+Model Model::load_buffer(const void* data, std::size_t size) {
+    if (!data && size) throw WeightsError("null buffer");
+    return from_file_contents(parse_safetensors(static_cast<const uint8_t*>(data), size));
+}
+
+Model Model::load_file(const std::string& path) { return from_file_contents(read_safetensors_file(path)); }
+
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+const Config& Model::config() const noexcept { return impl_->config; }
+const Metadata& Model::metadata() const noexcept { return impl_->metadata; }
+
+}  // namespace msf

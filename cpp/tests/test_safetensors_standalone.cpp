@@ -1,0 +1,423 @@
+// Standalone tests for the safetensors reader: valid files, every rejection path, and a mutation fuzz
+// loop that must only ever produce msf::WeightsError.
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "msf/errors.hpp"
+#include "safetensors.hpp"
+
+namespace {
+
+int g_failures = 0;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++g_failures;                                                    \
+        }                                                                    \
+    } while (0)
+
+using Bytes = std::vector<uint8_t>;
+
+void put_le(Bytes& out, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+Bytes make_file(const std::string& header, const Bytes& data) {
+    Bytes out;
+    put_le(out, header.size(), 8);
+    out.insert(out.end(), header.begin(), header.end());
+    out.insert(out.end(), data.begin(), data.end());
+    return out;
+}
+
+uint32_t f32_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+uint64_t f64_bits(double d) { uint64_t b; std::memcpy(&b, &d, 8); return b; }
+
+msf::StFile parse(const Bytes& b) { return msf::parse_safetensors(b.data(), b.size()); }
+
+// Expects a WeightsError whose message contains `needle`.
+void expect_error(const Bytes& b, const std::string& needle, int line) {
+    try {
+        parse(b);
+        std::fprintf(stderr, "line %d: expected WeightsError containing \"%s\", parse succeeded\n", line, needle.c_str());
+        ++g_failures;
+    } catch (const msf::WeightsError& e) {
+        if (std::string(e.what()).find(needle) == std::string::npos) {
+            std::fprintf(stderr, "line %d: message \"%s\" lacks \"%s\"\n", line, e.what(), needle.c_str());
+            ++g_failures;
+        }
+    }
+}
+#define EXPECT_ERROR(bytes, needle) expect_error(bytes, needle, __LINE__)
+
+// A header whose only tensor "t" has the given entry text, backed by `data_len` zero bytes.
+Bytes one_tensor(const std::string& entry, size_t data_len = 16) {
+    return make_file("{\"t\":" + entry + "}", Bytes(data_len, 0));
+}
+
+Bytes header_only(const std::string& header) { return make_file(header, Bytes(16, 0)); }
+
+Bytes valid_file() {
+    Bytes data;
+    data.push_back(0xAA);  // a hole at offset 0 makes the F32 tensor misaligned
+    const float f32[6] = {1.5f, -2.0f, 0.0f, 3.25f, -0.0f, 1e-40f};
+    for (float f : f32) put_le(data, f32_bits(f), 4);          // [1, 25)
+    put_le(data, f64_bits(0.1), 8);                             // [25, 41)
+    put_le(data, f64_bits(-1e300), 8);                          //   overflows to -inf
+    const uint16_t f16[4] = {0x3C00, 0x0001, 0x7C00, 0xFE01};   // 1, smallest subnormal, inf, nan
+    for (uint16_t h : f16) put_le(data, h, 2);                  // [41, 49)
+    const uint16_t bf16[3] = {0x3F80, 0xC040, 0x0001};          // 1, -3, smallest subnormal
+    for (uint16_t h : bf16) put_le(data, h, 2);                 // [49, 55)
+    put_le(data, f32_bits(7.0f), 4);                            // [55, 59) scalar
+    data.push_back(0x55);                                       // trailing byte
+    const std::string header =
+        "{ \"__metadata__\": {\"format\": \"pt\", \"esc\": \"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"},\n"
+        "  \"w.f32\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [1, 25]},\n"
+        "  \"w.f64\": {\"data_offsets\": [25, 41], \"dtype\": \"F64\", \"shape\": [2]},\n"
+        "  \"w.f16\": {\"dtype\": \"F16\", \"shape\": [4], \"data_offsets\": [41, 49]},\n"
+        "  \"w.bf16\": {\"dtype\": \"BF16\", \"shape\": [1, 3], \"data_offsets\": [49, 55]},\n"
+        "  \"scalar\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [55, 59]},\n"
+        "  \"empty\": {\"dtype\": \"F32\", \"shape\": [0, 5], \"data_offsets\": [59, 59]},\n"
+        "  \"empty2\": {\"dtype\": \"F16\", \"shape\": [4, 0], \"data_offsets\": [59, 59]},\n"
+        "  \"\\u00fcnicode\": {\"dtype\": \"BF16\", \"shape\": [0], \"data_offsets\": [0, 0]}\n"
+        "}        ";
+    return make_file(header, data);
+}
+
+void test_valid() {
+    const msf::StFile f = parse(valid_file());
+    CHECK(f.metadata.size() == 2);
+    CHECK(f.metadata.at("format") == "pt");
+    CHECK(f.metadata.at("esc") == "a\"b\\c/d\b\f\n\r\t\xC3\xA9\xF0\x9F\x98\x80");
+    CHECK(f.tensors.size() == 8);
+
+    const msf::StTensor& a = f.tensors.at("w.f32");
+    CHECK(a.dtype == "F32");
+    CHECK((a.shape == std::vector<int64_t>{2, 3}));
+    CHECK((a.data == std::vector<float>{1.5f, -2.0f, 0.0f, 3.25f, -0.0f, 1e-40f}));
+    CHECK(std::signbit(a.data[4]));
+
+    const msf::StTensor& b = f.tensors.at("w.f64");
+    CHECK(b.data.size() == 2 && b.data[0] == 0.1f && std::isinf(b.data[1]) && b.data[1] < 0);
+
+    const msf::StTensor& c = f.tensors.at("w.f16");
+    CHECK(c.data.size() == 4 && c.data[0] == 1.0f && c.data[1] == std::ldexp(1.0f, -24));
+    CHECK(std::isinf(c.data[2]) && c.data[2] > 0 && std::isnan(c.data[3]));
+
+    const msf::StTensor& d = f.tensors.at("w.bf16");
+    CHECK((d.shape == std::vector<int64_t>{1, 3}));
+    CHECK(d.data.size() == 3 && d.data[0] == 1.0f && d.data[1] == -3.0f && d.data[2] == std::ldexp(1.0f, -133));
+
+    CHECK(f.tensors.at("scalar").shape.empty() && f.tensors.at("scalar").data == std::vector<float>{7.0f});
+    CHECK(f.tensors.at("empty").data.empty() && f.tensors.at("empty2").data.empty());
+    CHECK(f.tensors.count("\xC3\xBCnicode") == 1);
+
+    // Smallest possible files.
+    CHECK(parse(make_file("{}", {})).tensors.empty());
+    CHECK(parse(make_file(" {\"__metadata__\":{}} ", {1, 2, 3})).metadata.empty());
+}
+
+void test_conversions() {
+    // F16 and BF16 against an arithmetic reference, every bit pattern.
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+        Bytes data;
+        put_le(data, h, 2);
+        const msf::StFile f = parse(make_file(
+            "{\"h\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]},"
+            "\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[2,4]}}",
+            {data[0], data[1], data[0], data[1]}));
+        const float got_h = f.tensors.at("h").data[0], got_b = f.tensors.at("b").data[0];
+        const double sign = (h & 0x8000) ? -1.0 : 1.0;
+        const int he = (h >> 10) & 0x1F, hm = h & 0x3FF;
+        if (he == 0x1F) {
+            CHECK(hm == 0 ? (std::isinf(got_h) && std::signbit(got_h) == (sign < 0)) : std::isnan(got_h));
+        } else {
+            const double want = sign * (he == 0 ? std::ldexp(hm, -24) : std::ldexp(1024 + hm, he - 25));
+            CHECK(static_cast<double>(got_h) == want && std::signbit(got_h) == (sign < 0));
+        }
+        const int be = (h >> 7) & 0xFF, bm = h & 0x7F;
+        if (be == 0xFF) {
+            CHECK(bm == 0 ? std::isinf(got_b) : std::isnan(got_b));
+        } else {
+            const double want = sign * (be == 0 ? std::ldexp(bm, -133) : std::ldexp(128 + bm, be - 134));
+            CHECK(static_cast<double>(got_b) == want && std::signbit(got_b) == (sign < 0));
+        }
+    }
+
+    // F64 narrowing, including values just around float's largest finite value.
+    const double in[] = {1.0, -2.5, 1e-50, FLT_MAX, 0x1.fffffefp127, 0x1.ffffffp127, -1e300,
+                         std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()};
+    Bytes data;
+    for (double d : in) put_le(data, f64_bits(d), 8);
+    const msf::StFile f = parse(make_file("{\"d\":{\"dtype\":\"F64\",\"shape\":[9],\"data_offsets\":[0,72]}}", data));
+    const std::vector<float>& v = f.tensors.at("d").data;
+    const float inf = std::numeric_limits<float>::infinity();
+    CHECK(v[0] == 1.0f && v[1] == -2.5f && v[2] == 0.0f && v[3] == FLT_MAX && v[4] == FLT_MAX);
+    CHECK(v[5] == inf && v[6] == -inf && v[7] == inf && std::isnan(v[8]));
+}
+
+void test_framing() {
+    EXPECT_ERROR(Bytes{}, "shorter than");
+    EXPECT_ERROR(Bytes(7, 0), "shorter than");
+    Bytes b;
+    put_le(b, 3, 8);
+    b.push_back('{');
+    b.push_back('}');
+    EXPECT_ERROR(b, "exceeds");                             // one byte short
+    b.clear();
+    put_le(b, 150000000, 8);
+    EXPECT_ERROR(b, "limit");
+    b.clear();
+    put_le(b, ~0ull, 8);
+    EXPECT_ERROR(b, "limit");
+    b.clear();
+    put_le(b, 0, 8);
+    EXPECT_ERROR(b, "syntax");                              // empty header
+}
+
+void test_utf8() {
+    const char* bad[] = {"\xC0\x80", "\xED\xA0\x80", "\xF5\x80\x80\x80", "\xE2\x82", "\x80", "\xF4\x90\x80\x80",
+                         "\xE0\x80\xAF", "\xFF"};
+    for (const char* s : bad)
+        EXPECT_ERROR(header_only(std::string("{\"__metadata__\":{\"k\":\"") + s + "\"}}"), "UTF-8");
+    CHECK(parse(header_only("{\"__metadata__\":{\"k\":\"\xF4\x8F\xBF\xBF \xEF\xBF\xBF\"}}")).metadata.at("k") ==
+          "\xF4\x8F\xBF\xBF \xEF\xBF\xBF");
+}
+
+void test_json_syntax() {
+    const char* bad[] = {
+        "", "{", "}", "{\"a\":}", "{\"a\"}", "{\"a\" 1}", "{\"a\":1,}", "{,}", "{'a':1}", "{a:1}",
+        "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":-}", "{\"a\":+1}", "{\"a\":1e}", "{\"a\":1e+}",
+        "{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":[1 2]}", "{\"a\":\"x\ty\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\u12g4\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}",
+        "{\"a\":\"\\ud800x\"}", "{\"a\":\"abc", "{\"a\":\"abc\\", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":True}",
+        "{\"a\":NaN}", "{\"a\":Infinity}", "{} x", "{}{}", "{}\x01", "{/*c*/}", "\xEF\xBB\xBF{}",
+    };
+    for (const char* s : bad) EXPECT_ERROR(header_only(s), "syntax");
+    EXPECT_ERROR(header_only(std::string("{\"a\":1}\0", 8)), "syntax");
+
+    // Depth: 64 levels parse (then fail the schema), 65 do not, and deep input never recurses further.
+    const std::string ok = std::string(64, '[') + std::string(64, ']');
+    EXPECT_ERROR(header_only(ok), "must be a JSON object");
+    EXPECT_ERROR(header_only(std::string(65, '[') + std::string(65, ']')), "nesting");
+    EXPECT_ERROR(header_only(std::string(1000000, '[')), "nesting");
+    EXPECT_ERROR(header_only(std::string(500000, '{')), "syntax");
+    std::string deep_obj;
+    for (int i = 0; i < 100000; ++i) deep_obj += "{\"a\":";
+    EXPECT_ERROR(header_only(deep_obj), "nesting");
+
+    // All value kinds are accepted by the syntax pass; these fail only on the schema.
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":[true,false,null,-0.5e-3,1E+2,{\"x\":\"\\u0000\"}]}}"),
+                 "must be a string");
+}
+
+void test_schema() {
+    for (const char* s : {"[]", "\"x\"", "1", "null", "true"}) EXPECT_ERROR(header_only(s), "must be a JSON object");
+
+    const std::string t = "{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
+    CHECK(parse(one_tensor(t)).tensors.at("t").data.size() == 2);
+    EXPECT_ERROR(header_only("{\"t\":" + t + ",\"t\":" + t + "}"), "duplicate tensor name 't'");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{},\"__metadata__\":{}}"), "duplicate key '__metadata__'");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}"), "duplicate __metadata__ key 'k'");
+    EXPECT_ERROR(one_tensor("{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}"),
+                 "duplicate key 'dtype'");
+
+    // Entry structure.
+    EXPECT_ERROR(one_tensor("[]"), "tensor 't': entry must be an object");
+    EXPECT_ERROR(one_tensor("\"F32\""), "entry must be an object");
+    EXPECT_ERROR(one_tensor("{\"dtype\":\"F32\",\"shape\":[2]}"), "missing key 'data_offsets'");
+    EXPECT_ERROR(one_tensor("{\"shape\":[2],\"data_offsets\":[0,8]}"), "missing key 'dtype'");
+    EXPECT_ERROR(one_tensor("{\"dtype\":\"F32\",\"data_offsets\":[0,8]}"), "missing key 'shape'");
+    EXPECT_ERROR(one_tensor("{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}"), "unexpected key 'x'");
+
+    // Dtypes.
+    for (const char* d : {"I64", "U8", "BOOL", "I32", "F8_E4M3", "f32", ""})
+        EXPECT_ERROR(one_tensor(std::string("{\"dtype\":\"") + d + "\",\"shape\":[2],\"data_offsets\":[0,8]}"),
+                     "unsupported dtype");
+    EXPECT_ERROR(one_tensor("{\"dtype\":5,\"shape\":[2],\"data_offsets\":[0,8]}"), "dtype must be a string");
+
+    // Shapes.
+    auto shape = [](const std::string& s) {
+        return one_tensor("{\"dtype\":\"F32\",\"shape\":" + s + ",\"data_offsets\":[0,8]}");
+    };
+    EXPECT_ERROR(shape("2"), "shape must be an array");
+    EXPECT_ERROR(shape("{}"), "shape must be an array");
+    EXPECT_ERROR(shape("[2.5]"), "must be an integer");
+    EXPECT_ERROR(shape("[2.0]"), "must be an integer");
+    EXPECT_ERROR(shape("[1e2]"), "must be an integer");
+    EXPECT_ERROR(shape("[-1]"), "non-negative");
+    EXPECT_ERROR(shape("[-0]"), "non-negative");
+    EXPECT_ERROR(shape("[\"2\"]"), "non-negative integer");
+    EXPECT_ERROR(shape("[true]"), "non-negative integer");
+    EXPECT_ERROR(shape("[[2]]"), "non-negative integer");
+    EXPECT_ERROR(shape("[9223372036854775808]"), "too large");
+    EXPECT_ERROR(shape("[99999999999999999999999]"), "too large");
+    EXPECT_ERROR(shape("[4294967296,4294967296]"), "too many elements");
+    EXPECT_ERROR(shape("[9223372036854775807,3]"), "too many elements");
+    EXPECT_ERROR(shape("[3]"), "span 8 bytes");
+    EXPECT_ERROR(shape("[1]"), "span 8 bytes");
+    EXPECT_ERROR(shape("[4611686018427387904]"), "span 8 bytes");  // numel * 4 wraps to 0 without a check
+    CHECK(parse(one_tensor("{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,9223372036854775807],"
+                           "\"data_offsets\":[0,0]}")).tensors.at("t").data.empty());
+
+    // Offsets.
+    auto offsets = [](const std::string& s) {
+        return one_tensor("{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + s + "}");
+    };
+    EXPECT_ERROR(offsets("[0]"), "exactly two");
+    EXPECT_ERROR(offsets("[]"), "exactly two");
+    EXPECT_ERROR(offsets("[0,8,16]"), "exactly two");
+    EXPECT_ERROR(offsets("{\"0\":8}"), "data_offsets must be an array");
+    EXPECT_ERROR(offsets("[-1,8]"), "non-negative");
+    EXPECT_ERROR(offsets("[0,8.0]"), "must be an integer");
+    EXPECT_ERROR(offsets("[\"0\",8]"), "non-negative integer");
+    EXPECT_ERROR(offsets("[8,0]"), "is after end");
+    CHECK(parse(offsets("[8,16]")).tensors.at("t").data.size() == 2);  // ends exactly at the data end
+    EXPECT_ERROR(offsets("[12,20]"), "beyond the data section");
+    EXPECT_ERROR(offsets("[0,18446744073709551615]"), "beyond the data section");
+    EXPECT_ERROR(offsets("[0,18446744073709551616]"), "too large");
+    EXPECT_ERROR(offsets("[0,4]"), "span 4 bytes");
+
+    // Overlaps: partial, nested, and identical ranges; touching and empty ranges are fine.
+    auto two = [](const std::string& a, const std::string& b) {
+        return header_only("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + a +
+                           "},\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":" + b + "}}");
+    };
+    EXPECT_ERROR(two("[0,8]", "[6,10]"), "overlaps");
+    EXPECT_ERROR(two("[4,12]", "[6,10]"), "overlaps");
+    EXPECT_ERROR(two("[8,16]", "[6,10]"), "overlaps");
+    CHECK(parse(two("[0,8]", "[8,12]")).tensors.size() == 2);
+    CHECK(parse(two("[8,16]", "[0,4]")).tensors.size() == 2);
+    EXPECT_ERROR(header_only("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                             "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                             "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}"),
+                 "tensor 'c': data overlaps tensor 'a'");
+
+    // Metadata.
+    EXPECT_ERROR(header_only("{\"__metadata__\":[]}"), "__metadata__ must be an object");
+    EXPECT_ERROR(header_only("{\"__metadata__\":\"x\"}"), "__metadata__ must be an object");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":1}}"), "value for 'k' must be a string");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":null}}"), "must be a string");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":{}}}"), "must be a string");
+
+    // Untrusted names are shortened and escaped in messages.
+    try {
+        parse(header_only("{\"" + std::string(1000, 'n') + "\\n\":1}"));
+        CHECK(false);
+    } catch (const msf::WeightsError& e) {
+        CHECK(std::strlen(e.what()) < 200);
+    }
+    try {
+        parse(header_only("{\"a\\nb\":1}"));
+        CHECK(false);
+    } catch (const msf::WeightsError& e) {
+        CHECK(std::string(e.what()).find("'a\\x0ab'") != std::string::npos);
+    }
+}
+
+void test_file_io() {
+    try {
+        msf::read_safetensors_file("/nonexistent/dir/x.safetensors");
+        CHECK(false);
+    } catch (const msf::WeightsError& e) {
+        CHECK(std::string(e.what()).find("cannot open /nonexistent/dir/x.safetensors") != std::string::npos);
+    }
+    try {
+        msf::read_safetensors_file("/tmp");
+        CHECK(false);
+    } catch (const msf::WeightsError& e) {
+        CHECK(std::string(e.what()).find("cannot open") != std::string::npos);
+    }
+    const char* path = "/tmp/msf_st_standalone_test.safetensors";
+    const Bytes b = valid_file();
+    FILE* f = std::fopen(path, "wb");
+    CHECK(f != nullptr);
+    if (!f) return;
+    std::fwrite(b.data(), 1, b.size(), f);
+    std::fclose(f);
+    CHECK(msf::read_safetensors_file(path).tensors.size() == 8);
+    f = std::fopen(path, "wb");
+    std::fwrite(b.data(), 1, 20, f);
+    std::fclose(f);
+    try {
+        msf::read_safetensors_file(path);
+        CHECK(false);
+    } catch (const msf::WeightsError& e) {
+        CHECK(std::string(e.what()).rfind(path, 0) == 0);
+    }
+    std::remove(path);
+}
+
+// Random mutations of a valid file: anything but a WeightsError (or a sanitizer report) is a bug.
+void fuzz(int iterations) {
+    const Bytes base = valid_file();
+    const size_t header_end = 8 + static_cast<size_t>(base[0] | (base[1] << 8));
+    const char json_chars[] = "{}[]\",:0123456789-+.eE\\u \tabcdfnrtlsF";
+    std::mt19937 rng(12345);
+    int accepted = 0, rejected = 0;
+    for (int it = 0; it < iterations; ++it) {
+        Bytes b = base;
+        const int edits = 1 + static_cast<int>(rng() % 4);
+        for (int e = 0; e < edits && !b.empty(); ++e) {
+            const size_t pos = rng() % b.size();
+            const size_t hpos = 8 + rng() % (header_end - 8);
+            switch (rng() % 8) {
+                case 0: b[pos] = static_cast<uint8_t>(rng()); break;
+                case 1: b[pos] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
+                case 2: b.resize(pos); break;
+                case 3: b.erase(b.begin() + static_cast<std::ptrdiff_t>(pos)); break;
+                case 4: b.insert(b.begin() + static_cast<std::ptrdiff_t>(pos), static_cast<uint8_t>(rng())); break;
+                case 5: if (hpos < b.size()) b[hpos] = static_cast<uint8_t>(json_chars[rng() % (sizeof json_chars - 1)]); break;
+                case 6: if (hpos < b.size()) b[hpos] = static_cast<uint8_t>('0' + rng() % 10); break;
+                default: b[rng() % 8] = static_cast<uint8_t>(rng()); break;  // header length
+            }
+        }
+        try {
+            const msf::StFile f = parse(b);
+            for (const auto& kv : f.tensors) {
+                size_t numel = 1;
+                for (int64_t d : kv.second.shape) numel *= static_cast<size_t>(d);
+                if (kv.second.data.size() != numel) {
+                    std::fprintf(stderr, "fuzz %d: data size mismatch for accepted file\n", it);
+                    ++g_failures;
+                }
+            }
+            ++accepted;
+        } catch (const msf::WeightsError&) {
+            ++rejected;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "fuzz %d: unexpected exception: %s\n", it, e.what());
+            std::abort();
+        }
+    }
+    std::printf("fuzz: %d iterations, %d accepted, %d rejected\n", iterations, accepted, rejected);
+}
+
+}  // namespace
+
+int main() {
+    test_valid();
+    test_conversions();
+    test_framing();
+    test_utf8();
+    test_json_syntax();
+    test_schema();
+    test_file_io();
+    fuzz(200000);
+    if (g_failures) {
+        std::printf("FAILED: %d check(s)\n", g_failures);
+        return 1;
+    }
+    std::printf("all safetensors tests passed\n");
+    return 0;
+}

@@ -1,0 +1,80 @@
+"""Backends that run the model forward on (B, Q+1, P) float32 keyframes: C++ (`cpp`) and NumPy (`numpy`)."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from .errors import BackendError
+from .model import Model
+from .reference import model_forward
+
+try:
+    from . import _core
+except ImportError:  # a source checkout or a wheel built without the extension
+    _core = None
+
+ENV_VAR = "MSF_BACKEND"
+_NUMPY_CHUNK = 256  # windows per NumPy call: bounds the intermediates at ~T*4C floats each
+_warned_fallback = False
+
+
+class NumpyBackend:
+    """The pure-NumPy reference, float32 throughout."""
+
+    name = "numpy"
+
+    def __init__(self, model: Model):
+        self._tensors = model.tensors
+        self._layers = model.config.L
+
+    def forward(self, keyframes: np.ndarray) -> np.ndarray:
+        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32."""
+        parts = [model_forward(keyframes[i:i + _NUMPY_CHUNK], self._tensors, self._layers)
+                 for i in range(0, len(keyframes), _NUMPY_CHUNK)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+class CppBackend:
+    """The C++ core (msf._core); thread-safe, releases the GIL during the forward."""
+
+    name = "cpp"
+
+    def __init__(self, model: Model):
+        if _core is None:
+            raise BackendError("the C++ backend is not available: msf._core was not built "
+                               "(reinstall with `pip install .` and a C++17 compiler, or use backend='numpy')")
+        self._model = _core.Model(dict(model.tensors))
+
+    def forward(self, keyframes: np.ndarray) -> np.ndarray:
+        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32."""
+        return self._model.refine(keyframes)
+
+
+_BACKENDS = {"cpp": CppBackend, "numpy": NumpyBackend}
+
+
+def available() -> list[str]:
+    """Names of the backends this installation can run, fastest first."""
+    return [name for name in _BACKENDS if name != "cpp" or _core is not None]
+
+
+def create(model: Model, backend: str = "auto") -> CppBackend | NumpyBackend:
+    """backend: "cpp", "numpy", or "auto" (the MSF_BACKEND environment variable if set, else C++ when
+    built, else NumPy with a one-time warning)."""
+    global _warned_fallback
+    if backend == "auto":
+        backend = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
+    if backend == "auto":
+        if _core is not None:
+            return CppBackend(model)
+        if not _warned_fallback:
+            warnings.warn("msf: the C++ extension is not built; using the (slower) NumPy backend",
+                          RuntimeWarning, stacklevel=3)
+            _warned_fallback = True
+        return NumpyBackend(model)
+    if backend not in _BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}: choose 'auto', 'cpp' or 'numpy' "
+                           f"(also for ${ENV_VAR})")
+    return _BACKENDS[backend](model)

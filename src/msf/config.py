@@ -1,0 +1,139 @@
+"""Hyper-parameters of a MixSynthFormer, inferred from its tensor shapes (DESIGN §1)."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+from .errors import WeightsError
+
+_GLOBAL = ("l_interp", "encoder_emb", "norm", "fc")
+_SYNTH = ("dense.weight", "dense.bias", "se.fc.0.weight", "se.fc.2.weight")
+_VALUE = ("value_reduce.weight", "value_reduce.bias")
+_BLOCK = ("synth_att.reweight.fc1", "synth_att.reweight.fc2", "synth_att.proj", "ff.fc1", "ff.fc2",
+          "norm1", "norm2")
+
+
+@dataclass(frozen=True)
+class Config:
+    """K: keyframe interval (frames); Q: steps per window (Q+1 keyframes); P: values per pose (J*D);
+    C: embedding width; L: encoder blocks; ffn_hidden: feed-forward width (C * expansion);
+    d_t, d_c: reduced attention sizes of the temporal (over T frames) and spatial (over C channels) branches;
+    se_t, se_c: SELayer hidden sizes of the two branches; reweight_hidden: width of the mixing MLP."""
+
+    K: int
+    Q: int
+    P: int
+    C: int
+    L: int
+    ffn_hidden: int
+    d_t: int
+    d_c: int
+    se_t: int
+    se_c: int
+    reweight_hidden: int
+
+    @property
+    def T(self) -> int:
+        """Frames in one window: K*Q + 1."""
+        return self.K * self.Q + 1
+
+    @property
+    def n_keyframes(self) -> int:
+        """Keyframes in one window: Q + 1 (frames 0, K, ..., K*Q)."""
+        return self.Q + 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor name the model reads, with its shape. value_reduce appears only where used."""
+        T, Q1, P, C = self.T, self.n_keyframes, self.P, self.C
+        shapes = {
+            "l_interp.weight": (T, Q1), "l_interp.bias": (T,),
+            "encoder_emb.weight": (C, P), "encoder_emb.bias": (C,),
+            "norm.weight": (C,), "norm.bias": (C,),
+            "fc.weight": (P, C), "fc.bias": (P,),
+        }
+        for i in range(self.L):
+            b = f"encoder.layers.{i}."
+            for branch, n, d_in, d, se in (("synth_token", T, C, self.d_t, self.se_t),
+                                           ("synth_channel", C, T, self.d_c, self.se_c)):
+                s = f"{b}synth_att.{branch}."
+                shapes.update({s + "dense.weight": (d, d_in), s + "dense.bias": (d,),
+                               s + "se.fc.0.weight": (se, n), s + "se.fc.2.weight": (n, se)})
+                if d < n:
+                    shapes.update({s + "value_reduce.weight": (d, n), s + "value_reduce.bias": (d,)})
+            h, F = self.reweight_hidden, self.ffn_hidden
+            shapes.update({
+                b + "synth_att.reweight.fc1.weight": (h, T), b + "synth_att.reweight.fc1.bias": (h,),
+                b + "synth_att.reweight.fc2.weight": (2 * T, h), b + "synth_att.reweight.fc2.bias": (2 * T,),
+                b + "synth_att.proj.weight": (C, C), b + "synth_att.proj.bias": (C,),
+                b + "ff.fc1.weight": (F, C), b + "ff.fc1.bias": (F,),
+                b + "ff.fc2.weight": (C, F), b + "ff.fc2.bias": (C,),
+                b + "norm1.weight": (C,), b + "norm1.bias": (C,),
+                b + "norm2.weight": (C,), b + "norm2.bias": (C,),
+            })
+        return shapes
+
+    @classmethod
+    def from_shapes(cls, shapes: Mapping[str, tuple[int, ...]]) -> "Config":
+        """Infers the config from state-dict shapes and checks every tensor against it.
+
+        Unused `value_reduce` tensors (d == N) are allowed but must have the official shape.
+        Raises WeightsError naming missing, unexpected and mis-shaped tensors.
+        """
+        def dim(name: str, axis: int) -> int:
+            if name not in shapes:
+                raise WeightsError(f"missing tensor {name!r}: this is not a MixSynthFormer state dict")
+            shape = tuple(shapes[name])
+            if len(shape) != 2:
+                raise WeightsError(f"tensor {name!r} has shape {list(shape)}, expected a 2-D weight")
+            return int(shape[axis])
+
+        T, Q1 = dim("l_interp.weight", 0), dim("l_interp.weight", 1)
+        C, P = dim("encoder_emb.weight", 0), dim("encoder_emb.weight", 1)
+        Q = Q1 - 1
+        if Q < 1 or T < 2 or (T - 1) % Q:
+            raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
+                               f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
+        layers = sorted({int(m.group(1)) for k in shapes
+                         if (m := re.match(r"encoder\.layers\.([0-9]{1,6})\.", k))})
+        L = len(layers)
+        if L == 0 or layers != list(range(L)):
+            raise WeightsError(f"encoder blocks must be numbered 0..L-1 with L >= 1; found {layers}")
+        b0 = "encoder.layers.0."
+        config = cls(K=(T - 1) // Q, Q=Q, P=P, C=C, L=L,
+                     ffn_hidden=dim(b0 + "ff.fc1.weight", 0),
+                     d_t=dim(b0 + "synth_att.synth_token.dense.weight", 0),
+                     d_c=dim(b0 + "synth_att.synth_channel.dense.weight", 0),
+                     se_t=dim(b0 + "synth_att.synth_token.se.fc.0.weight", 0),
+                     se_c=dim(b0 + "synth_att.synth_channel.se.fc.0.weight", 0),
+                     reweight_hidden=dim(b0 + "synth_att.reweight.fc1.weight", 0))
+        for field, value in asdict(config).items():
+            if value < 1:
+                raise WeightsError(f"inferred {field} = {value}: every size of the model must be >= 1")
+        if config.d_t > T or config.d_c > C:
+            raise WeightsError(f"reduced sizes d_t = {config.d_t}, d_c = {config.d_c} exceed T = {T}, C = {C}")
+        expected = config.expected_shapes()
+        optional = {}
+        for i in range(L):
+            for branch, n, d in (("synth_token", T, config.d_t), ("synth_channel", C, config.d_c)):
+                if d == n:
+                    s = f"encoder.layers.{i}.synth_att.{branch}."
+                    optional.update({s + "value_reduce.weight": (d, n), s + "value_reduce.bias": (d,)})
+        missing = sorted(set(expected) - set(shapes))
+        unexpected = sorted(set(shapes) - set(expected) - set(optional))
+        wrong = [f"{k}: {list(shapes[k])} (expected {list(v)})"
+                 for k, v in {**expected, **optional}.items() if k in shapes and tuple(shapes[k]) != v]
+        problems = []
+        if missing:
+            problems.append("missing tensors: " + ", ".join(missing))
+        if unexpected:
+            problems.append("unexpected tensors: " + ", ".join(unexpected))
+        if wrong:
+            problems.append("shapes that disagree with the inferred config: " + "; ".join(wrong))
+        if problems:
+            raise WeightsError(f"not a consistent MixSynthFormer (inferred {config}): " + " | ".join(problems))
+        return config

@@ -1,0 +1,84 @@
+"""A MixSynthFormer: its config, its float32 tensors and its pose convention, checked for consistency."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .config import Config
+from .errors import WeightsError
+from .weights import Weights
+
+FORMAT = "msf"
+FORMAT_VERSION = "1"
+
+
+def _json_object(metadata: Mapping[str, str], key: str) -> dict | None:
+    if key not in metadata:
+        return None
+    try:
+        value = json.loads(metadata[key])
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"metadata {key!r} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise WeightsError(f"metadata {key!r} must be a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class Model:
+    """config: hyper-parameters; tensors: exactly the tensors the forward reads (float32, C-contiguous);
+    pose: the pose convention from the file's metadata ({} when absent); metadata: all string metadata."""
+
+    config: Config
+    tensors: Mapping[str, np.ndarray]
+    pose: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pose_shape(self) -> tuple[int, int] | None:
+        """(J joints, D dims) from the pose metadata, or None when the file does not say."""
+        joints, dims = self.pose.get("joints"), self.pose.get("dims")
+        if isinstance(joints, list) and isinstance(dims, int):
+            return len(joints), dims
+        return None
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+                     ) -> "Model":
+        """Checks a state dict (names without `module.`) and its metadata; raises WeightsError."""
+        metadata = dict(metadata or {})
+        if metadata.get("format", FORMAT) != FORMAT:
+            raise WeightsError(f"metadata format is {metadata['format']!r}, expected {FORMAT!r}")
+        if metadata.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise WeightsError(f"format_version {metadata['format_version']!r} is not supported by this msf "
+                               f"(it reads version {FORMAT_VERSION}); upgrade msf")
+        config = Config.from_shapes({k: np.shape(v) for k, v in tensors.items()})
+        stated = _json_object(metadata, "config")
+        if stated is not None:
+            inferred = asdict(config)
+            disagree = {k: (v, inferred[k]) for k, v in stated.items() if k in inferred and v != inferred[k]}
+            if disagree:
+                raise WeightsError("metadata config disagrees with the tensor shapes "
+                                   + ", ".join(f"{k}: stated {s}, shapes give {i}" for k, (s, i) in disagree.items()))
+        kept = {}
+        for name in config.expected_shapes():
+            array = np.ascontiguousarray(tensors[name], dtype=np.float32)
+            if not np.isfinite(array).all():
+                raise WeightsError(f"tensor {name!r} contains NaN or infinite values")
+            array.flags.writeable = False
+            kept[name] = array
+        pose = _json_object(metadata, "pose") or {}
+        joints, dims = pose.get("joints"), pose.get("dims")
+        if joints is not None or dims is not None:
+            if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
+                    and dims > 0 and len(joints) * dims == config.P):
+                raise WeightsError(f"metadata pose has joints={joints!r}, dims={dims!r}: expected a list of J "
+                                   f"joint names and D dims with J*D = P = {config.P}")
+        return cls(config=config, tensors=kept, pose=pose, metadata=metadata)
+
+    @classmethod
+    def from_weights(cls, weights: Weights) -> "Model":
+        return cls.from_tensors(weights.tensors, weights.metadata)

@@ -1,0 +1,10 @@
+import numpy as np
+
+
+# SELayer (paper eq. 2): E * sigmoid(W2 relu(W1 mean_rows(E))), no biases
+def se_layer(e: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    """e (..., N, d), w1 (N//4, N), w2 (N, N//4) -> (..., N, d): each of the N rows rescaled by a gate."""
+    s = e.mean(axis=-1)                                   # (..., N)
+    hidden = np.maximum(s @ w1.T, 0)                      # (..., N//4)
+    gate = 1 / (1 + np.exp(-(hidden @ w2.T)))             # (..., N)
+    return e * gate[..., None]

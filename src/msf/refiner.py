@@ -1,0 +1,112 @@
+"""The public API: load a model, refine keyframe windows."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import backend as backends_, weights
+from .config import Config
+from .errors import InputError, WeightsError
+from .model import Model
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def models() -> list[str]:
+    """Names of the models shipped with msf, loadable with Refiner.load(name)."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.safetensors"))
+
+
+class Refiner:
+    """A loaded MixSynthFormer bound to a backend.
+
+    Thread safety: `refine` may be called from many threads at once on one Refiner (the C++ backend
+    releases the GIL; no state is shared between calls).
+    """
+
+    def __init__(self, model: Model, backend: str = "auto"):
+        self._model = model
+        self._backend = backends_.create(model, backend)
+
+    @classmethod
+    def load(cls, source: str | os.PathLike | bytes, backend: str = "auto") -> "Refiner":
+        """source: a .safetensors path, the file's bytes, or a shipped model's name (see msf.models()).
+        backend: "auto", "cpp" or "numpy". Raises WeightsError for a missing or malformed file."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return cls(Model.from_weights(weights.parse(source)), backend)
+        path = Path(source)
+        if not path.exists() and isinstance(source, str) and (MODELS_DIR / f"{source}.safetensors").exists():
+            path = MODELS_DIR / f"{source}.safetensors"
+        if not path.exists():
+            shipped = ", ".join(models()) or "none in this installation"
+            raise WeightsError(f"no weights file {os.fspath(source)!r} and no shipped model of that name "
+                               f"(shipped models: {shipped})")
+        return cls(Model.from_weights(weights.read(path)), backend)
+
+    @property
+    def config(self) -> Config:
+        """Hyper-parameters: K, Q, P, C, L, ... and T = K*Q + 1."""
+        return self._model.config
+
+    @property
+    def backend(self) -> str:
+        """"cpp" or "numpy"."""
+        return self._backend.name
+
+    @property
+    def pose(self) -> Mapping[str, Any]:
+        """The pose convention from the file's metadata (joints, dims, units, ...); {} when absent."""
+        return self._model.pose
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        return self._model.metadata
+
+    def refine(self, keyframes: Any) -> np.ndarray:
+        """The official forward on keyframe windows: every frame of each window from its Q+1 keyframes.
+
+        keyframes: poses at frames 0, K, ..., K*Q of each window, in the units and normalisation the model
+        was trained with: (Q+1, P), (Q+1, J, D), (B, Q+1, P) or (B, Q+1, J, D), with P = J*D; any real
+        dtype (computed in float32). Returns float32 of the same layout with Q+1 replaced by T = K*Q + 1.
+        Raises InputError for a wrong shape, a non-numeric dtype or non-finite values.
+        """
+        c = self.config
+        try:
+            array = np.asarray(keyframes)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"keyframes are not an array: {e}") from None
+        if array.dtype.kind not in "fiu":
+            raise InputError(f"keyframes have dtype {array.dtype}; expected real numbers (float32 or float64)")
+        batched, pose_dims = self._layout(array.shape)
+        flat = np.ascontiguousarray(array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P)),
+                                    dtype=np.float32)
+        finite = np.isfinite(flat).all(axis=2)
+        if not finite.all():
+            window, keyframe = np.argwhere(~finite)[0]
+            where = f"window {window}, keyframe {keyframe}" if batched else f"keyframe {keyframe}"
+            raise InputError(f"keyframes contain NaN or infinite values (first at {where}, or out of float32 "
+                             f"range); fill missing detections before refine")
+        out = self._backend.forward(flat)
+        shape = ((len(flat),) if batched else ()) + (c.T,) + pose_dims
+        return out.reshape(shape)
+
+    def _layout(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
+        """(batched?, pose dims) for an accepted keyframe shape; InputError naming the expected shapes."""
+        c = self.config
+        q1, P = c.n_keyframes, c.P
+        known = self._model.pose_shape
+        if len(shape) == 2 and shape == (q1, P):
+            return False, (P,)
+        if len(shape) == 3 and shape[1:] == (q1, P):
+            return True, (P,)
+        if len(shape) == 3 and shape[0] == q1 and shape[1] * shape[2] == P and known in (None, shape[1:]):
+            return False, shape[1:]
+        if len(shape) == 4 and shape[1] == q1 and shape[2] * shape[3] == P and known in (None, shape[2:]):
+            return True, shape[2:]
+        J, D = known or ("J", "D")
+        raise InputError(f"keyframes have shape {shape}; this model (K={c.K}, Q={c.Q}, P={P}) expects "
+                         f"({q1}, {P}), ({q1}, {J}, {D}), (B, {q1}, {P}) or (B, {q1}, {J}, {D}): "
+                         f"the Q+1 = {q1} keyframes at frames 0, {c.K}, ..., {c.K * c.Q} of each window")

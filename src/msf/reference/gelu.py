@@ -13,19 +13,19 @@ def erf(x: np.ndarray) -> np.ndarray:
     near 0 (where 1 - erfc would cancel), the Chebyshev fit for erfc elsewhere.
     """
     z = np.abs(np.asarray(x, dtype=np.float64))
-    z2 = z * z
     # Taylor: erf(z) = 2/sqrt(pi) sum_n (-1)^n z^(2n+1) / (n! (2n+1)); 8 terms reach 1e-10 at z = 0.5.
-    term = z.copy()
-    series = z.copy()
+    zs = np.minimum(z, 0.5)
+    term = zs.copy()
+    series = zs.copy()
     for n in range(1, 8):
-        term = term * (-z2) / n
+        term = term * (-zs * zs) / n
         series = series + term / (2 * n + 1)
     small = _TWO_OVER_SQRT_PI * series
     t = 1.0 / (1.0 + 0.5 * z)
     poly = np.full_like(z, _ERFC_POLY[-1])
     for c in _ERFC_POLY[-2::-1]:
         poly = poly * t + c
-    large = 1.0 - t * np.exp(-z2 + poly)
+    large = 1.0 - t * np.exp(-z * z + poly)
     result = np.where(z < 0.5, small, large)
     return np.copysign(result, x).astype(np.result_type(x, np.float32), copy=False)
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: random official-layout models without PyTorch, and the backend under test.
+
+The whole suite runs once per backend: MSF_BACKEND=cpp or MSF_BACKEND=numpy selects what
+`backend="auto"` (and the `backend` fixture) means. MSF_REQUIRE_CPP=1 (set by CI) turns a missing
+C++ extension into a failure instead of skipped C++ tests.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import msf
+from msf.config import Config
+
+HAS_CPP = "cpp" in msf.backends()
+if os.environ.get("MSF_REQUIRE_CPP") == "1" and not HAS_CPP:
+    raise RuntimeError("MSF_REQUIRE_CPP=1 but msf._core is not built: the C++ extension failed to install")
+
+requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
+
+# (K, Q, P, C, L) of the official configurations (DESIGN §1)
+OFFICIAL = {
+    "h36m": (10, 10, 51, 64, 4),
+    "jhmdb": (10, 1, 30, 128, 5),
+    "pw3d": (10, 5, 42, 32, 4),
+    "pw3d_pare": (5, 10, 42, 32, 4),
+    "aist": (10, 10, 42, 128, 5),
+    "h36m_smpl": (10, 10, 144, 64, 4),
+}
+
+
+def official_config(K, Q, P, C, L, reduce_token=4, reduce_channel=1, expansion=2) -> Config:
+    """The config the official PoseRefinementModel(...) constructor builds."""
+    T = K * Q + 1
+    return Config(K=K, Q=Q, P=P, C=C, L=L, ffn_hidden=C * expansion, d_t=T // reduce_token,
+                  d_c=C // reduce_channel, se_t=T // 4, se_c=C // 4, reweight_hidden=T // 4)
+
+
+def random_state_dict(config: Config, seed: int = 0, with_unused_value_reduce: bool = True) -> dict:
+    """Random float64 tensors of sensible scale for every official state-dict key of `config`."""
+    rng = np.random.default_rng(seed)
+    shapes = dict(config.expected_shapes())
+    if with_unused_value_reduce:  # the official model stores value_reduce even where d == N
+        for i in range(config.L):
+            for branch, n, d in (("synth_token", config.T, config.d_t), ("synth_channel", config.C, config.d_c)):
+                p = f"encoder.layers.{i}.synth_att.{branch}.value_reduce."
+                shapes.setdefault(p + "weight", (d, n))
+                shapes.setdefault(p + "bias", (d,))
+    tensors = {}
+    for name, shape in shapes.items():
+        if name.endswith("norm.weight") or name.endswith(("norm1.weight", "norm2.weight")):
+            tensors[name] = 1 + 0.1 * rng.standard_normal(shape)
+        elif name.endswith("bias"):
+            tensors[name] = 0.1 * rng.standard_normal(shape)
+        else:
+            tensors[name] = rng.standard_normal(shape) / np.sqrt(shape[1])
+    return tensors
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The backend under test in this run of the suite."""
+    chosen = os.environ.get("MSF_BACKEND", "").strip().lower()
+    if chosen:
+        return chosen
+    return "cpp" if HAS_CPP else "numpy"

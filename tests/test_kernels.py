@@ -1,0 +1,111 @@
+"""Every C++ kernel against the NumPy reference (float64) on random shapes, values and edge sizes."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import HAS_CPP
+from msf import reference as ref
+from tolerances import KERNEL_ATOL_OF_MAX, KERNEL_RTOL, assert_close
+
+pytestmark = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
+if HAS_CPP:
+    from msf._core import kernels
+
+# sizes that are not multiples of any SIMD width, plus 1 and the official ones
+size = st.one_of(st.integers(1, 9), st.integers(10, 140), st.sampled_from([11, 16, 17, 32, 51, 64, 101, 128, 256]))
+seeds = st.integers(0, 2**32 - 1)
+KERNEL = dict(rtol=KERNEL_RTOL, atol_of_max=KERNEL_ATOL_OF_MAX)
+EXAMPLES = settings(max_examples=60, deadline=None)
+
+
+def f32(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+@EXAMPLES
+@given(size, size, size, st.booleans(), seeds)
+def test_linear(M, K, N, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = f32(rng, M, K), f32(rng, N, K, scale=K ** -0.5), f32(rng, N)
+    expected = ref.linear(*f64(x, w), b.astype(np.float64) if with_bias else None)
+    for kernel in (kernels.linear, kernels.linear_naive):
+        assert_close(kernel(x, w, b if with_bias else None), expected, **KERNEL, what=kernel.__name__)
+
+
+@EXAMPLES
+@given(st.integers(1, 3000), st.floats(0.01, 30), seeds)
+def test_gelu(n, scale, seed):
+    x = f32(np.random.default_rng(seed), n, scale=scale)
+    assert_close(kernels.gelu(x), ref.gelu(x.astype(np.float64)), **KERNEL, what="gelu")
+
+
+def test_gelu_special_values():
+    x = np.array([0, -0.0, 1e-30, -1e-30, 40, -40, 3e38, -3e38], dtype=np.float32)
+    assert_close(kernels.gelu(x), ref.gelu(x.astype(np.float64)), **KERNEL, what="gelu edges")
+
+
+@EXAMPLES
+@given(size, size, st.floats(0.01, 100), seeds)
+def test_softmax(rows, cols, scale, seed):
+    x = f32(np.random.default_rng(seed), rows, cols, scale=scale)
+    out = kernels.softmax(x)
+    assert_close(out, ref.softmax(x.astype(np.float64)), **KERNEL, what="softmax")
+
+
+@EXAMPLES
+@given(size, st.integers(1, 300), st.floats(0.01, 100), st.floats(-1e3, 1e3), seeds)
+def test_layer_norm(rows, C, scale, offset, seed):
+    rng = np.random.default_rng(seed)
+    x = f32(rng, rows, C, scale=scale) + np.float32(offset)
+    w, b = 1 + f32(rng, C, scale=0.1), f32(rng, C, scale=0.1)
+    # a large offset over a small spread cancels in x - mean: the float32 input itself is the limit,
+    # so the bound scales with |offset| / spread (condition number of centring)
+    cond = 1 + abs(offset) / scale
+    assert_close(kernels.layer_norm(x, w, b), ref.layer_norm(*f64(x, w, b)), rtol=KERNEL_RTOL,
+                 atol_of_max=KERNEL_ATOL_OF_MAX * cond, what="layer_norm")
+
+
+@EXAMPLES
+@given(size, size, st.integers(1, 40), seeds)
+def test_se_layer(N, d, H, seed):
+    rng = np.random.default_rng(seed)
+    e, w1, w2 = f32(rng, N, d), f32(rng, H, N, scale=N ** -0.5), f32(rng, N, H, scale=H ** -0.5)
+    assert_close(kernels.se_layer(e, w1, w2), ref.se_layer(*f64(e, w1, w2)), **KERNEL, what="se_layer")
+
+
+def synth_params(rng, N, D, d, H):
+    return {"dense.weight": f32(rng, d, D, scale=D ** -0.5), "dense.bias": f32(rng, d, scale=0.1),
+            "se.fc.0.weight": f32(rng, H, N, scale=N ** -0.5), "se.fc.2.weight": f32(rng, N, H, scale=H ** -0.5),
+            "value_reduce.weight": f32(rng, d, N, scale=N ** -0.5), "value_reduce.bias": f32(rng, d, scale=0.1)}
+
+
+@EXAMPLES
+@given(size, size, st.data(), seeds)
+def test_synth_attention(N, D, data, seed):
+    d = data.draw(st.one_of(st.just(1), st.just(N), st.integers(1, N)), label="d")
+    H = data.draw(st.integers(1, max(1, N // 2)), label="H")
+    rng = np.random.default_rng(seed)
+    s, p = f32(rng, N, D), synth_params(rng, N, D, d, H)
+    expected = ref.synth_attention(s.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()})
+    assert_close(kernels.synth_attention(s, p), expected, **KERNEL, what=f"synth_attention d={d} N={N}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 101), st.integers(2, 128), st.data(), seeds)
+def test_mix_synth_attention(T, C, data, seed):
+    rng = np.random.default_rng(seed)
+    d_t = data.draw(st.integers(1, T), label="d_t")
+    d_c = data.draw(st.integers(1, C), label="d_c")
+    h = data.draw(st.integers(1, max(1, T // 2)), label="reweight hidden")
+    p = {"synth_token." + k: v for k, v in synth_params(rng, T, C, d_t, max(1, T // 4)).items()}
+    p.update({"synth_channel." + k: v for k, v in synth_params(rng, C, T, d_c, max(1, C // 4)).items()})
+    p.update({"reweight.fc1.weight": f32(rng, h, T, scale=T ** -0.5), "reweight.fc1.bias": f32(rng, h, scale=0.1),
+              "reweight.fc2.weight": f32(rng, 2 * T, h, scale=h ** -0.5), "reweight.fc2.bias": f32(rng, 2 * T),
+              "proj.weight": f32(rng, C, C, scale=C ** -0.5), "proj.bias": f32(rng, C, scale=0.1)})
+    z = f32(rng, T, C)
+    expected = ref.mix_synth_attention(z.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()})
+    assert_close(kernels.mix_synth_attention(z, p), expected, **KERNEL, what="mix_synth_attention")

@@ -25,7 +25,10 @@ class TensorSource {
 public:
     explicit TensorSource(const TensorMap& tensors) : tensors_(tensors) {}
 
-    bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+    bool has_prefix(const std::string& prefix) const {
+        auto it = tensors_.lower_bound(prefix);
+        return it != tensors_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+    }
     const Tensor& find(const std::string& name) const {
         auto it = tensors_.find(name);
         if (it == tensors_.end()) throw WeightsError("missing tensor '" + name + "': not a MixSynthFormer state dict");
@@ -115,7 +118,8 @@ Config infer_config(const TensorSource& src) {
     c.se_t = src.dim(b0 + "synth_att.synth_token.se.fc.0.weight", 0);
     c.se_c = src.dim(b0 + "synth_att.synth_channel.se.fc.0.weight", 0);
     c.reweight_hidden = src.dim(b0 + "synth_att.reweight.fc1.weight", 0);
-    while (src.has("encoder.layers." + std::to_string(c.L) + ".norm1.weight")) ++c.L;
+    // blocks are numbered 0..L-1; keys of any later block are reported as unexpected
+    while (src.has_prefix("encoder.layers." + std::to_string(c.L) + ".")) ++c.L;
     for (int v : {c.P, c.C, c.ffn_hidden, c.d_t, c.d_c, c.se_t, c.se_c, c.reweight_hidden})
         if (v < 1) throw WeightsError("every size of the model must be >= 1 (a tensor has a zero dimension)");
     if (c.d_t > T || c.d_c > c.C) throw WeightsError("reduced attention sizes d_t, d_c exceed T, C");

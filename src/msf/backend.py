@@ -27,13 +27,14 @@ class NumpyBackend:
 
     def __init__(self, model: Model):
         self._tensors = model.tensors
-        self._layers = model.config.L
+        self._config = model.config
 
     def forward(self, keyframes: np.ndarray) -> np.ndarray:
         """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32."""
-        parts = [model_forward(keyframes[i:i + _NUMPY_CHUNK], self._tensors, self._layers)
-                 for i in range(0, len(keyframes), _NUMPY_CHUNK)]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        out = np.empty((len(keyframes), self._config.T, self._config.P), dtype=np.float32)
+        for i in range(0, len(keyframes), _NUMPY_CHUNK):
+            out[i:i + _NUMPY_CHUNK] = model_forward(keyframes[i:i + _NUMPY_CHUNK], self._tensors, self._config.L)
+        return out
 
 
 class CppBackend:

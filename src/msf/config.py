@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -98,11 +97,11 @@ class Config:
         if Q < 1 or T < 2 or (T - 1) % Q:
             raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
                                f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
-        layers = sorted({int(m.group(1)) for k in shapes
-                         if (m := re.match(r"encoder\.layers\.([0-9]{1,6})\.", k))})
-        L = len(layers)
-        if L == 0 or layers != list(range(L)):
-            raise WeightsError(f"encoder blocks must be numbered 0..L-1 with L >= 1; found {layers}")
+        L = 0  # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
+        while any(k.startswith(f"encoder.layers.{L}.") for k in shapes):
+            L += 1
+        if L == 0:
+            raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer state dict")
         b0 = "encoder.layers.0."
         config = cls(K=(T - 1) // Q, Q=Q, P=P, C=C, L=L,
                      ffn_hidden=dim(b0 + "ff.fc1.weight", 0),

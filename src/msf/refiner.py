@@ -81,8 +81,9 @@ class Refiner:
         if array.dtype.kind not in "fiu":
             raise InputError(f"keyframes have dtype {array.dtype}; expected real numbers (float32 or float64)")
         batched, pose_dims = self._layout(array.shape)
-        flat = np.ascontiguousarray(array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P)),
-                                    dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
+            flat = np.ascontiguousarray(array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P)),
+                                        dtype=np.float32)
         finite = np.isfinite(flat).all(axis=2)
         if not finite.all():
             window, keyframe = np.argwhere(~finite)[0]

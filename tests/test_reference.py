@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from msf import reference as ref
-from tolerances import ERF_ATOL, assert_close
+from tolerances import ERF_ATOL, ERF_RTOL, assert_close
 
 
 def test_erf_matches_math_erf_everywhere():
@@ -14,13 +14,15 @@ def test_erf_matches_math_erf_everywhere():
     assert_close(ref.erf(x), expected, atol=ERF_ATOL, what="erf float64")
     assert ref.erf(x.astype(np.float32)).dtype == np.float32
     assert np.isnan(ref.erf(np.array([np.nan]))).all()
+    expected_c = np.array([math.erfc(v) for v in x])
+    assert_close(ref.erfc(x), expected_c, rtol=ERF_RTOL, what="erfc float64 (relative, also in the tail)")
     assert_close(ref.erf(np.array([np.inf, -np.inf])), [1.0, -1.0], what="erf(+-inf)")
 
 
 def test_gelu_is_exact_erf_form():
     x = np.linspace(-10, 10, 2001)
-    expected = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
-    assert_close(ref.gelu(x), expected, atol=ERF_ATOL * 10, what="gelu")
+    expected = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    assert_close(ref.gelu(x), expected, rtol=ERF_RTOL, what="gelu, relative even for x << 0")
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,4 +1,4 @@
-// GELU(x) = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, the exact form of nn.GELU() (paper eq. 9's MLPs)
+// GELU(x) = x Phi(x) = x erfc(-x / sqrt 2) / 2, the exact form of nn.GELU() (the MLPs of eq. 9)
 #include <cmath>
 
 #include "kernels.hpp"
@@ -6,8 +6,8 @@
 namespace msf::kernels {
 
 void gelu_forward(float* x, size_t n) {
-    // x (n) in place
-    for (size_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+    // x (n) in place; erfc rather than 1 + erf, which loses all precision for x << 0 in float32
+    for (size_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * std::erfc(x[i] * -0.70710678118654752f);
 }
 
 }  // namespace msf::kernels

@@ -4,7 +4,7 @@ It is the specification the C++ kernels are tested against and the fallback back
 vectorised over leading batch axes. Tensor names are the official state-dict's.
 """
 from .encoder_block import encoder_block
-from .gelu import erf, gelu
+from .gelu import erf, erfc, gelu
 from .layer_norm import layer_norm
 from .linear import linear
 from .mix_synth_attention import mix_synth_attention
@@ -13,5 +13,5 @@ from .se_layer import se_layer
 from .softmax import softmax
 from .synth_attention import synth_attention
 
-__all__ = ["encoder_block", "erf", "gelu", "layer_norm", "linear", "mix_synth_attention",
+__all__ = ["encoder_block", "erf", "erfc", "gelu", "layer_norm", "linear", "mix_synth_attention",
            "model_forward", "se_layer", "softmax", "synth_attention"]

@@ -1,0 +1,162 @@
+"""Pose conventions: what the P numbers of a pose mean (skeleton, dims, units, root, 2D normalisation).
+
+A convention is stored as JSON in a weight file's `pose` metadata:
+
+    {"skeleton": str, "joints": [J names], "parents": [J ints, -1 for the root] (when known),
+     "dims": D, "units": "mm" | "m" | "px" | "normalised" | "6d", "root_relative": bool,
+     "root_joints": [joint indices whose mean is the root], "image_normalised": bool}
+
+with J * D = P. D is 2 or 3 for joint positions and 6 for the 6D rotations of the SMPL variants.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """joints: names in storage order; parents: index of each joint's parent (-1: root), or None when the
+    skeleton has no tree; root_joints: joints whose mean is the root of root-relative 3D poses."""
+
+    name: str
+    joints: tuple[str, ...]
+    parents: tuple[int, ...] | None
+    root_joints: tuple[int, ...]
+
+
+SKELETONS = {s.name: s for s in (
+    Skeleton("h36m17",
+             ("pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+              "spine", "thorax", "nose", "head_top", "left_shoulder", "left_elbow", "left_wrist",
+              "right_shoulder", "right_elbow", "right_wrist"),
+             (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15), (0,)),
+    # JHMDB puppet joints in the dataset's order; the tree hangs from the neck.
+    Skeleton("jhmdb15",
+             ("neck", "belly", "face", "right_shoulder", "left_shoulder", "right_hip", "left_hip",
+              "right_elbow", "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist",
+              "right_ankle", "left_ankle"),
+             (-1, 0, 0, 0, 0, 1, 1, 3, 4, 5, 6, 7, 8, 9, 10), ()),
+    # The 14 LSP joints used for 3DPW and AIST++ (SPIN, EFT, PARE); no pelvis joint, so the root is
+    # the mid-point of the hips, and the tree hangs from the neck.
+    Skeleton("lsp14",
+             ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+              "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+              "neck", "head_top"),
+             (1, 2, 12, 12, 3, 4, 7, 8, 12, 12, 9, 10, -1, 12), (2, 3)),
+    Skeleton("smpl24-6d",
+             ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+              "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+              "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+              "left_wrist", "right_wrist", "left_hand", "right_hand"),
+             (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21), ()),
+)}
+ALIASES = {"pw3d14": "lsp14", "smpl24": "smpl24-6d"}
+GENERIC = "generic"  # joints named joint_0..joint_{J-1}, no tree; needs dims
+
+# The pose of each official configuration (DESIGN §1), by P: (skeleton, dims, image-normalised).
+# Everything else follows the defaults by dims: 3D positions are root-relative millimetres, 2D ones are
+# not root-relative, 6D rotations have units "6d".
+OFFICIAL = {
+    51: ("h36m17", 3, False),
+    30: ("jhmdb15", 2, True),
+    42: ("lsp14", 3, False),
+    144: ("smpl24-6d", 6, False),
+}
+UNITS = {2: ("px", "normalised"), 3: ("mm", "m"), 6: ("6d",)}
+
+
+def _names() -> str:
+    return ", ".join([*SKELETONS, GENERIC])
+
+
+def _root_joints(root_joints: Sequence[int | str], joints: Sequence[str]) -> list[int]:
+    indices = []
+    for j in root_joints:
+        if isinstance(j, str) and not j.lstrip("-").isdigit():
+            if j not in joints:
+                raise InputError(f"root joint {j!r} is not a joint of this skeleton ({', '.join(joints)})")
+            j = joints.index(j)
+        j = int(j)
+        if not 0 <= j < len(joints):
+            raise InputError(f"root joint index {j} is out of range for {len(joints)} joints")
+        indices.append(j)
+    if len(set(indices)) != len(indices):
+        raise InputError(f"root joints {list(root_joints)} repeat a joint")
+    return indices
+
+
+def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, units: str | None = None,
+               root_joints: Sequence[int | str] | None = None, image_normalised: bool | None = None) -> dict:
+    """The pose JSON object for a model with P values per pose. The skeleton defaults to P's official one;
+    then 3D: mm, root-relative at the skeleton's root joints; 2D: not root-relative, divided by the image
+    size where that is the official convention (JHMDB), else pixels; 6D: rotations ("6d").
+    root_joints: indices or names; empty for poses that are not root-relative.
+    Raises InputError naming the inconsistent option and what to pass instead."""
+    official = OFFICIAL.get(P)
+    if skeleton is None:
+        if official is None:
+            raise InputError(f"P = {P} is not an official configuration, so the pose convention cannot be "
+                             f"guessed: pass --skeleton (one of {_names()}) and, for {GENERIC}, --dims")
+        skeleton = official[0]
+    skeleton = ALIASES.get(skeleton, skeleton)
+    if skeleton == GENERIC:
+        if dims is None:
+            raise InputError(f"skeleton {GENERIC!r} needs --dims (values per joint: 2, 3 or 6)")
+        if dims not in UNITS or P % dims:
+            raise InputError(f"--dims {dims} does not divide P = {P} into joints of 2, 3 or 6 values")
+        skel = Skeleton(GENERIC, tuple(f"joint_{j}" for j in range(P // dims)), None, ())
+    elif skeleton in SKELETONS:
+        skel = SKELETONS[skeleton]
+    else:
+        raise InputError(f"unknown skeleton {skeleton!r}: choose one of {_names()}")
+    J = len(skel.joints)
+    if P % J or P // J not in UNITS:
+        raise InputError(f"skeleton {skel.name} has {J} joints, which does not divide P = {P} into 2, 3 or 6 "
+                         f"values per joint: choose another --skeleton ({_names()})")
+    if dims is not None and dims != P // J:
+        raise InputError(f"--dims {dims} disagrees with P = {P} = {J} joints of {skel.name} x {P // J}")
+    dims = P // J
+    if image_normalised and dims != 2:
+        raise InputError(f"image normalisation applies to 2D poses only; these are {dims}D")
+    if units is None:
+        if dims == 2:
+            if image_normalised is None:
+                image_normalised = official is not None and official == (skel.name, dims, True)
+            units = "normalised" if image_normalised else "px"
+        else:
+            units = {3: "mm", 6: "6d"}[dims]
+    if units not in UNITS[dims]:
+        raise InputError(f"units {units!r} do not fit {dims}D values: choose {' or '.join(UNITS[dims])}")
+    if image_normalised is None:
+        image_normalised = units == "normalised"
+    if image_normalised != (units == "normalised"):
+        raise InputError(f"units {units!r} contradict image_normalised={image_normalised}: 2D poses divided "
+                         f"by the image size have units 'normalised'")
+    if root_joints is None:
+        root_joints = skel.root_joints if dims == 3 else ()
+    roots = _root_joints(root_joints, skel.joints)
+    pose = {"skeleton": skel.name, "joints": list(skel.joints)}
+    if skel.parents is not None:
+        pose["parents"] = list(skel.parents)
+    pose.update({"dims": dims, "units": units, "root_relative": bool(roots), "root_joints": roots,
+                 "image_normalised": image_normalised})
+    return pose
+
+
+def summary(pose: dict) -> str:
+    """One line for humans, e.g. 'h36m17: 17 joints x 3D, mm, root-relative at pelvis'."""
+    if not pose:
+        return "not stated in the file"
+    joints = pose.get("joints") or []
+    parts = [f"{pose.get('skeleton', '?')}: {len(joints)} joints x {pose.get('dims', '?')}D",
+             str(pose.get("units", "units not stated"))]
+    roots = pose.get("root_joints") or []
+    if pose.get("root_relative") and roots:
+        names = [joints[j] if isinstance(j, int) and 0 <= j < len(joints) else str(j) for j in roots]
+        parts.append("root-relative at " + ("the mean of " if len(names) > 1 else "") + " and ".join(names))
+    if pose.get("image_normalised"):
+        parts.append("divided by the image (width, height)")
+    return ", ".join(parts)

@@ -9,8 +9,9 @@ from .config import Config
 from .errors import BackendError, Error, InputError, WeightsError
 from .model import Model
 from .refiner import Refiner, models
+from .sequence import Stream, keyframe_indices
 from .weights import Weights
 
 __version__ = "0.1.0"
-__all__ = ["BackendError", "Config", "Error", "InputError", "Model", "Refiner", "Weights", "WeightsError",
-           "backends", "models", "__version__"]
+__all__ = ["BackendError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights", "WeightsError",
+           "backends", "keyframe_indices", "models", "__version__"]

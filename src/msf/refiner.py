@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend as backends_, weights
+from . import backend as backends_, sequence, weights
 from .config import Config
 from .errors import InputError, WeightsError
 from .model import Model
@@ -93,6 +93,27 @@ class Refiner:
         out = self._backend.forward(flat)
         shape = ((len(flat),) if batched else ()) + (c.T,) + pose_dims
         return out.reshape(shape)
+
+    def recover(self, keyframes: Any, n_frames: int, *, image_size=None, stride: int | None = None) -> np.ndarray:
+        """Every frame of a video from detections on one frame in K, in the user's own units.
+
+        keyframes: the poses detected on msf.keyframe_indices(n_frames, K) (frames 0, K, 2K, ... and the
+        last frame): (M, J, D) or (M, P), or with a leading track axis (N, M, J, D) / (N, M, P) for several
+        people; 3D in millimetres (camera or world coordinates), 2D in pixels. NaN marks a missing joint
+        or keyframe: it is filled linearly from the same joint's neighbouring detections (held at the ends).
+        n_frames: the video's length, any n >= 1. image_size: (width, height) in pixels, required by 2D
+        models. stride: windows start every stride*K frames (1 <= stride <= Q; default 1, as in the
+        official evaluation); overlapping windows are averaged.
+        Returns float32 (n_frames, J, D) (or (n_frames, P), or (N, n_frames, ...)), in the input's units.
+        The model's normalisation (root-relative 3D, image-normalised 2D) is applied and undone here.
+        """
+        return sequence.recover(self.config, self._backend.forward, self.pose, self._model.pose_shape,
+                                keyframes, n_frames, image_size=image_size, stride=stride)
+
+    def stream(self, *, image_size=None, stride: int | None = None) -> sequence.Stream:
+        """An online recover() for one person: see msf.sequence.Stream (push, finish, latency)."""
+        return sequence.Stream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
+                               image_size=image_size, stride=stride)
 
     def _layout(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
         """(batched?, pose dims) for an accepted keyframe shape; InputError naming the expected shapes."""

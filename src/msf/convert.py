@@ -1,0 +1,150 @@
+"""Official PyTorch checkpoints to msf weight files (DESIGN §2), and the description `msf info` prints."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from . import pose as pose_, weights
+from .checkpoint import (LEGACY_MESSAGE, Checkpoint, CheckpointError, LegacyFormatError, load_checkpoint,
+                         read_legacy_with_torch)
+from .config import Config
+from .errors import InputError, WeightsError
+from .model import FORMAT, FORMAT_VERSION, Model
+
+CONVERTER = "msf.convert 0.1.0"
+
+Source = str | os.PathLike | bytes | bytearray | memoryview
+
+
+def _read(checkpoint: Source) -> Checkpoint:
+    """Our restricted reader; for pre-1.6 files, torch.load(weights_only=True) when torch is installed.
+    Errors name the file."""
+    try:
+        try:
+            return load_checkpoint(checkpoint)
+        except LegacyFormatError:
+            return read_legacy_with_torch(checkpoint)
+    except ImportError:
+        raise LegacyFormatError(f"{_name(checkpoint)}: {LEGACY_MESSAGE}") from None
+    except CheckpointError as e:
+        raise type(e)(f"{_name(checkpoint)}: {e}") from None
+
+
+def _name(checkpoint: Source) -> str:
+    return "<bytes>" if isinstance(checkpoint, (bytes, bytearray, memoryview)) else os.fspath(checkpoint)
+
+
+def _provenance(checkpoint: Source, fields: dict, description: str | None) -> dict:
+    digest, size = hashlib.sha256(), 0
+    if isinstance(checkpoint, (bytes, bytearray, memoryview)):
+        digest.update(checkpoint)
+        size = len(checkpoint)
+    else:
+        with open(checkpoint, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    # the file's name but not its directory: the output does not depend on where it was converted
+    provenance = {"converter": CONVERTER, "checkpoint": Path(_name(checkpoint)).name, "bytes": size,
+                  "sha256": digest.hexdigest()}
+    if fields:
+        provenance["fields"] = fields
+    if description:
+        provenance["description"] = description
+    return provenance
+
+
+def convert(checkpoint: Source, output: str | os.PathLike, *, skeleton: str | None = None,
+            dims: int | None = None, units: str | None = None, root_joints: Sequence[int | str] | None = None,
+            image_normalised: bool | None = None, source: str | None = None) -> Model:
+    """Converts a torch.save checkpoint (trainer checkpoint or bare state dict; path or bytes) to an msf
+    weight file at `output`, without torch and without executing anything from the checkpoint.
+
+    The config is inferred from the tensor shapes; the pose options are those of msf.pose.convention
+    (defaults for the official P). source: a free-text description kept in the provenance metadata.
+    The file is written atomically (a failed conversion leaves nothing at `output`). Returns the Model
+    as the file will load. Raises WeightsError (CheckpointError for unreadable checkpoints) or InputError
+    for pose options that do not fit the model.
+    """
+    ckpt = _read(checkpoint)
+    if not isinstance(checkpoint, (bytes, bytearray, memoryview)) and os.path.exists(output) \
+            and os.path.samefile(checkpoint, output):
+        raise InputError(f"output {os.fspath(output)!r} is the checkpoint itself: choose another path")
+    try:
+        config = Config.from_shapes({k: v.shape for k, v in ckpt.state_dict.items()})
+    except WeightsError as e:
+        raise WeightsError(f"{_name(checkpoint)}: {e}") from None
+    pose = pose_.convention(config.P, skeleton=skeleton, dims=dims, units=units, root_joints=root_joints,
+                            image_normalised=image_normalised)
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_json(),
+                "pose": json.dumps(pose), "source": json.dumps(_provenance(checkpoint, ckpt.fields, source))}
+    model = Model.from_tensors(ckpt.state_dict, metadata)  # drops the unused value_reduce tensors
+    directory = os.path.dirname(os.path.abspath(output))
+    fd, tmp = tempfile.mkstemp(prefix=".msf-", suffix=".safetensors.tmp", dir=directory)
+    os.close(fd)
+    try:
+        weights.write(tmp, model.tensors, metadata)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return model
+
+
+def flops_per_window(c: Config) -> int:
+    """FLOPs of one window's forward: 2 x the multiply-adds of every matrix product (DESIGN §1).
+    Element-wise work (biases, LayerNorm, GELU, softmax, the SE and mixing scalings) is not counted.
+
+        T(Q+1)P  interpolation  +  TPC  embedding  +  TCP  output
+        + L x [ T C d_t + 2 T se_t + [d_t < T] C T d_t + T d_t C     token branch: dense, SE, value, A V
+              + C T d_c + 2 C se_c + [d_c < C] T C d_c + C d_c T     channel branch
+              + 3 T h + T C^2 + 2 T C F ]                            reweight, proj, FFN
+    """
+    T, Q1, P, C, F, h = c.T, c.n_keyframes, c.P, c.C, c.ffn_hidden, c.reweight_hidden
+    token = T * C * c.d_t + 2 * T * c.se_t + (c.d_t < T) * C * T * c.d_t + T * c.d_t * C
+    channel = C * T * c.d_c + 2 * C * c.se_c + (c.d_c < C) * T * C * c.d_c + C * c.d_c * T
+    block = token + channel + 3 * T * h + T * C * C + 2 * T * C * F
+    return 2 * (T * Q1 * P + T * P * C + T * C * P + c.L * block)
+
+
+def _load_any(path: str | os.PathLike) -> tuple[Model, str]:
+    """A weight file, or a checkpoint described as it would convert with the default pose."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK", b"\x80")):
+        return Model.from_weights(weights.read(path)), "msf weights"
+    state = _read(path).state_dict
+    config = Config.from_shapes({k: v.shape for k, v in state.items()})
+    try:
+        pose = pose_.convention(config.P)
+    except InputError:
+        pose = {}
+    model = Model.from_tensors(state, {"pose": json.dumps(pose)} if pose else {})
+    return model, "PyTorch checkpoint (not converted; pose: the default `msf convert` would write)"
+
+
+def describe(path: str | os.PathLike) -> str:
+    """What `msf info` prints: kind, config, window, pose, parameter count, FLOPs per window, provenance."""
+    model, kind = _load_any(path)
+    c = model.config
+    params = sum(t.size for t in model.tensors.values())
+    flops = flops_per_window(c)
+    keyframes = ", ".join(str(c.K * q) for q in range(c.Q + 1)) if c.Q <= 3 else f"0, {c.K}, ..., {c.K * c.Q}"
+    lines = [
+        f"{os.fspath(path)}: {kind}",
+        f"  config       K={c.K} Q={c.Q} P={c.P} C={c.C} L={c.L} ffn_hidden={c.ffn_hidden} d_t={c.d_t} "
+        f"d_c={c.d_c} se_t={c.se_t} se_c={c.se_c} reweight_hidden={c.reweight_hidden}",
+        f"  window       T = K*Q+1 = {c.T} frames from Q+1 = {c.n_keyframes} keyframes at frames {keyframes}",
+        f"  pose         {pose_.summary(dict(model.pose))}",
+        f"  parameters   {params:,} (float32, {params * 4 / 1024:.1f} KiB)",
+        f"  FLOPs/window {flops:,} ({flops / 1e6:.2f} MFLOP): 2 x the multiply-adds of the matrix products,",
+        "               2 [T(Q+1)P + 2TPC + L (TC d_t (2 + [d_t<T]) + 2T se_t + TC d_c (2 + [d_c<C]) + 2C se_c",
+        "               + 3T reweight_hidden + TC^2 + 2TC ffn_hidden)]; element-wise work is not counted",
+    ]
+    if "source" in model.metadata:
+        lines.append(f"  source       {model.metadata['source']}")
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""Whole sequences from keyframe detections: filling missing joints, normalisation, windows, overlap mean.
+
+A video of n frames has detections on `keyframe_indices(n, K)`: frames 0, K, 2K, ... and the last frame.
+They are placed on the grid of frames 0, K, ..., (G-1)K, G = ceil((n-1)/K) + 1; an off-grid last
+detection (at n-1, between grid points) gives the last grid point by linear extrapolation through the
+two last detections, so that a linear motion is reproduced exactly at frame n-1. Windows of Q+1 grid
+keyframes start every `stride` grid points (stride*K frames; 1 as in the official evaluation), plus one
+window aligned to the end of the grid when the regular ones do not reach it; each frame is the mean of
+the windows covering it. A grid shorter than one window is padded by repeating its last keyframe.
+
+Offline `recover` and the `Stream` share this code: recover pushes every detection, then finishes.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .config import Config
+from .errors import InputError
+
+RefineWindows = Callable[[np.ndarray], np.ndarray]  # (B, Q+1, P) float32 -> (B, T, P) float32
+
+
+def keyframe_indices(n_frames: int, K: int) -> np.ndarray:
+    """The frames to run the detector on: 0, K, 2K, ... and the last frame, n_frames - 1.
+
+    Never more than ceil((n_frames - 1) / K) + 1 of them. n_frames >= 1, K >= 1.
+    """
+    if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
+        raise InputError(f"n_frames must be an integer >= 1, got {n_frames!r}")
+    if not isinstance(K, (int, np.integer)) or K < 1:
+        raise InputError(f"K must be an integer >= 1, got {K!r}")
+    indices = np.arange(0, n_frames, K)
+    return indices if indices[-1] == n_frames - 1 else np.append(indices, n_frames - 1)
+
+
+class Normaliser:
+    """The model's pose convention applied to (J, D) poses in the user's units, and undone on the output.
+
+    3D root-relative models: the mean of the root joints is subtracted from each keyframe; the output gets
+    the root trajectory (linear between keyframes) added back. 2D image-normalised models: coordinates
+    are divided by image_size (width, height) and multiplied back.
+    """
+
+    def __init__(self, pose: Mapping, shape: tuple[int, int], image_size=None):
+        self.shape = shape
+        J, D = shape
+        self.roots = None
+        if pose.get("root_relative"):
+            roots = pose.get("root_joints", [0])
+            if not roots or not all(isinstance(r, int) and 0 <= r < J for r in roots):
+                raise InputError(f"the model's root_joints {roots!r} do not index {J} joints")
+            self.roots = list(roots)
+        self.scale = None
+        if pose.get("image_normalised"):
+            if image_size is None:
+                raise InputError("this model takes 2D keypoints normalised by the image size: pass "
+                                 "image_size=(width, height) in pixels")
+            size = np.asarray(image_size, dtype=np.float64)
+            if size.shape != (D,) or not np.isfinite(size).all() or (size <= 0).any():
+                raise InputError(f"image_size must be {D} positive numbers (width, height), got {image_size!r}")
+            self.scale = size
+        elif image_size is not None:
+            raise InputError("image_size was given, but this model's pose convention has no image "
+                             "normalisation (its keyframes are used as they are)")
+        self.units = pose.get("units") if pose.get("dims") == D else None
+
+    def forward(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """pose (J, D) float64, complete -> (normalised (J, D), offset (D,) to add back)."""
+        offset = pose[self.roots].mean(axis=0) if self.roots else np.zeros(pose.shape[1])
+        normalised = pose - offset
+        if self.scale is not None:
+            normalised = normalised / self.scale
+        return normalised, offset
+
+    def inverse(self, frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """frames (F, J, D) normalised, offsets (F, D) -> (F, J, D) in the user's units."""
+        if self.scale is not None:
+            frames = frames * self.scale
+        return frames + offsets[:, None, :]
+
+    def check_units(self, normalised: np.ndarray) -> None:
+        """Warns when root-relative magnitudes suggest metres given to a millimetre model."""
+        if self.units == "mm" and self.roots and 0 < np.abs(normalised).max() < 10:
+            warnings.warn("keyframes look like metres (root-relative coordinates all below 10) but this "
+                          "model expects millimetres: multiply by 1000", RuntimeWarning, stacklevel=4)
+
+
+class Track:
+    """One person's keyframes -> every frame, incrementally. See the module docstring for the rules."""
+
+    def __init__(self, config: Config, refine_windows: RefineWindows, normaliser: Normaliser, stride: int = 1):
+        if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= config.Q:
+            raise InputError(f"stride must be an integer from 1 to Q = {config.Q} (windows start every "
+                             f"stride*K frames and must overlap or touch), got {stride!r}")
+        self.config, self.refine_windows, self.normaliser, self.stride = config, refine_windows, normaliser, stride
+        J = normaliser.shape[0]
+        self.raw: list[np.ndarray] = []          # (J, D) float64 as pushed, missing joints filled in place
+        self.times: list[int] = []               # frame of each detection
+        self.pending: list[list[int]] = [[] for _ in range(J)]  # detections where joint j awaits a fill
+        self.last_valid = [-1] * J
+        self.grid: list[np.ndarray] = []          # normalised, complete keyframes (P,) of determined detections
+        self.offsets: list[np.ndarray] = []       # (D,) added back to each determined detection's frames
+        self.next_window = 0                      # grid index where the next regular window starts
+        self.last_window = -1
+        self.sums = np.zeros((0, config.P))               # per frame: sum and count of window outputs
+        self.counts = np.zeros(0)
+        self.emitted = 0
+        self.finished = False
+
+    def extend(self, poses: np.ndarray, frames) -> np.ndarray:
+        """poses (M, J, D) in user units (NaN = missing joint) detected at `frames` -> newly final frames
+        (F, J, D), in order."""
+        if self.finished:
+            raise InputError("this stream is finished; start a new one")
+        for pose, frame in zip(poses, frames):
+            i = len(self.raw)
+            missing = np.isnan(pose).any(axis=1)
+            self.raw.append(np.array(pose, dtype=np.float64))
+            self.times.append(int(frame))
+            for j in np.flatnonzero(~missing):
+                self._fill(j, i)
+            for j in np.flatnonzero(missing):
+                self.pending[j].append(i)
+        self._determine()
+        starts = list(range(self.next_window, len(self.grid) - self.config.Q, self.stride))
+        self._run_windows(self.grid, starts)
+        if starts:
+            self.next_window = starts[-1] + self.stride
+        return self._emit(self._final_frames())
+
+    def finish(self, n_frames: int) -> np.ndarray:
+        """Ends the sequence at n_frames; returns the remaining frames (F, J, D)."""
+        self.finished = True
+        never = [j for j, v in enumerate(self.last_valid) if v < 0]
+        if never:
+            raise InputError(f"joints {never} are missing (NaN) in every keyframe: nothing to fill them from")
+        for j, waiting in enumerate(self.pending):  # trailing gaps hold the last detection
+            for k in waiting:
+                self.raw[k][j] = self.raw[self.last_valid[j]][j]
+            waiting.clear()
+        self._determine()
+        K, Q = self.config.K, self.config.Q
+        grid = list(self.grid)
+        if self.times[-1] % K:  # off-grid last detection: extrapolate the grid point after it
+            t0, t1 = self.times[-2], self.times[-1]
+            grid[-1] = grid[-1] + (grid[-1] - grid[-2]) * ((math.ceil(t1 / K) * K - t1) / (t1 - t0))
+        if len(grid) < Q + 1:
+            grid += [grid[-1]] * (Q + 1 - len(grid))
+        starts = list(range(self.next_window, len(grid) - Q, self.stride))
+        if max(starts + [self.last_window]) + Q < len(grid) - 1:
+            starts.append(len(grid) - 1 - Q)
+        self._run_windows(grid, starts)
+        return self._emit(n_frames)
+
+    def _fill(self, j: int, i: int) -> None:
+        """Joint j was detected at detection i: fill its gap since the previous detection of j."""
+        last = self.last_valid[j]
+        for k in self.pending[j]:
+            if last < 0:  # before the first detection of j: nearest value
+                self.raw[k][j] = self.raw[i][j]
+            else:
+                w = (self.times[k] - self.times[last]) / (self.times[i] - self.times[last])
+                self.raw[k][j] = self.raw[last][j] + (self.raw[i][j] - self.raw[last][j]) * w
+        self.pending[j].clear()
+        self.last_valid[j] = i
+
+    def _determine(self) -> None:
+        """Normalises the detections whose every joint is known (a prefix of those pushed)."""
+        ready = min([w[0] for w in self.pending if w] + [len(self.raw)])
+        for i in range(len(self.grid), ready):
+            if i == len(self.raw) - 1 and self.times[i] % self.config.K and not self.finished:
+                break  # an off-grid detection is only ever the last one, placed by finish()
+            normalised, offset = self.normaliser.forward(self.raw[i])
+            if i == 0:
+                self.normaliser.check_units(normalised)
+            self.grid.append(normalised.reshape(-1))
+            self.offsets.append(offset)
+
+    def _run_windows(self, grid: list[np.ndarray], starts: list[int]) -> None:
+        if not starts:
+            return
+        Q, K, T = self.config.Q, self.config.K, self.config.T
+        windows = np.stack([np.stack(grid[s:s + Q + 1]) for s in starts]).astype(np.float32)
+        out = self.refine_windows(windows)
+        end = (starts[-1] * K) + T
+        if len(self.counts) < end:
+            grow = max(end, 2 * len(self.counts)) - len(self.counts)
+            self.sums = np.concatenate([self.sums, np.zeros((grow, self.config.P))])
+            self.counts = np.concatenate([self.counts, np.zeros(grow)])
+        for s, frames in zip(starts, out):
+            self.sums[s * K:s * K + T] += frames
+            self.counts[s * K:s * K + T] += 1
+        self.last_window = starts[-1]
+
+    def _final_frames(self) -> int:
+        # a window appended at the end covers grid points >= G_final - 1 - Q >= len(grid) - 1 - Q
+        return max(0, (len(self.grid) - 1 - self.config.Q) * self.config.K)
+
+    def _emit(self, upto: int) -> np.ndarray:
+        J, D = self.normaliser.shape
+        frames = np.arange(self.emitted, upto)
+        mean = (self.sums[frames] / self.counts[frames, None]).reshape(-1, J, D)
+        offsets = np.zeros((len(frames), D))
+        if len(frames):  # root trajectory, linear between the detections around these frames
+            lo = frames[0] // self.config.K
+            hi = min(len(self.offsets), frames[-1] // self.config.K + 2)
+            times = np.asarray(self.times[lo:hi], dtype=np.float64)
+            known = np.asarray(self.offsets[lo:hi])
+            offsets = np.stack([np.interp(frames, times, known[:, d]) for d in range(D)], axis=1)
+        self.emitted = upto
+        return self.normaliser.inverse(mean, offsets).astype(np.float32)
+
+
+def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, what: str) -> np.ndarray:
+    """keyframes with `leading` leading axes then (J, D) or (P,) -> float64 (..., J, D); InputError otherwise."""
+    try:
+        array = np.asarray(keyframes)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what} are not an array: {e}") from None
+    if array.dtype.kind not in "fiu":
+        raise InputError(f"{what} have dtype {array.dtype}; expected real numbers")
+    array = array.astype(np.float64)
+    if np.isinf(array).any():
+        raise InputError(f"{what} contain infinite values; use NaN for missing joints")
+    tail = array.shape[leading:]
+    if len(tail) == 1 and tail[0] == P:  # without a pose convention, flat poses are P joints of 1 value
+        return array.reshape(array.shape[:leading] + (shape or (P, 1)))
+    if len(tail) == 2 and tail[0] * tail[1] == P and shape in (None, tail):
+        return array
+    J, D = shape or ("J", "D")
+    raise InputError(f"{what} have shape {array.shape}; expected {leading} leading axes then ({J}, {D}) or "
+                     f"({P},) with P = J*D = {P}")
+
+
+def recover(config: Config, refine_windows: RefineWindows, pose: Mapping, shape: tuple[int, int] | None,
+            keyframes, n_frames: int, image_size=None, stride: int | None = None) -> np.ndarray:
+    """See Refiner.recover."""
+    indices = keyframe_indices(n_frames, config.K)
+    try:
+        array = np.asarray(keyframes)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"keyframes are not an array: {e}") from None
+    tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (len(indices), config.P))
+    poses = _as_poses(array, shape, config.P, 2 if tracks else 1, "keyframes")
+    if not tracks:
+        poses = poses[None]
+    if poses.shape[1] != len(indices):
+        raise InputError(f"{poses.shape[1]} keyframes given for {n_frames} frames with K = {config.K}: expected "
+                         f"{len(indices)}, the detections on msf.keyframe_indices({n_frames}, {config.K}) "
+                         f"(frames 0, {config.K}, ... and the last frame)")
+    out = []
+    for track_poses in poses:
+        track = Track(config, refine_windows, Normaliser(pose, track_poses.shape[1:], image_size), stride or 1)
+        out.append(np.concatenate([track.extend(track_poses, indices), track.finish(n_frames)]))
+    result = np.stack(out)
+    if array.ndim == (3 if tracks else 2):  # flat (..., P) in, flat out
+        result = result.reshape(result.shape[:2] + (config.P,))
+    return result if tracks else result[0]
+
+
+class Stream:
+    """Online refinement of one person: push keyframes as the detector produces them, get final frames.
+
+    push(keyframe) takes the detection on the next grid frame (0, K, 2K, ...) as (J, D) or (P,) in the
+    user's units (NaN for missing joints) and returns the frames that became final, (F, J, D) float32
+    (or (F, P) when pushed flat), in order. finish(n_frames=None, last_keyframe=None) ends the video and
+    returns the rest; last_keyframe is the detection on the last frame when n_frames - 1 is not a
+    multiple of K. The concatenated output equals Refiner.recover on the same detections.
+
+    Latency: frame f is returned by the push of the detection at frame f + (Q+1)K to f + (Q+2)K (a frame
+    is final once no window can still cover it); a missing joint delays its keyframe until the joint is
+    detected again.
+    """
+
+    def __init__(self, config: Config, refine_windows: RefineWindows, pose: Mapping,
+                 shape: tuple[int, int] | None, image_size=None, stride: int | None = None):
+        self._config, self._refine, self._pose, self._shape = config, refine_windows, pose, shape
+        self._image_size, self._stride = image_size, stride or 1
+        self._track: Track | None = None
+        self._flat = False
+
+    def _poses(self, keyframe) -> np.ndarray:
+        poses = _as_poses(np.asarray(keyframe)[None], self._shape, self._config.P, 1, "keyframe")
+        if self._track is None:
+            self._flat = np.ndim(keyframe) == 1
+            self._track = Track(self._config, self._refine,
+                                Normaliser(self._pose, poses.shape[1:], self._image_size), self._stride)
+        elif poses.shape[1:] != self._track.normaliser.shape:
+            raise InputError(f"keyframe shape {np.shape(keyframe)} differs from the first keyframe's")
+        return poses
+
+    def _out(self, frames: np.ndarray) -> np.ndarray:
+        return frames.reshape(len(frames), -1) if self._flat else frames
+
+    @property
+    def pushed(self) -> int:
+        """Keyframes pushed so far."""
+        return len(self._track.raw) if self._track else 0
+
+    def push(self, keyframe) -> np.ndarray:
+        poses = self._poses(keyframe)
+        return self._out(self._track.extend(poses, [self.pushed * self._config.K]))
+
+    def finish(self, n_frames: int | None = None, last_keyframe=None) -> np.ndarray:
+        K = self._config.K
+        if self._track is None:
+            raise InputError("finish() before any push(): a video needs at least one keyframe")
+        n_frames = (self.pushed - 1) * K + 1 if n_frames is None else n_frames
+        expected = len(keyframe_indices(n_frames, K))
+        off_grid = (n_frames - 1) % K != 0
+        if off_grid != (last_keyframe is not None) or self.pushed + off_grid != expected:
+            raise InputError(f"{n_frames} frames need {expected} keyframes (msf.keyframe_indices({n_frames}, {K}))"
+                             f"{', the last one passed as last_keyframe' if off_grid else ''}; "
+                             f"{self.pushed} were pushed{' and a last_keyframe given' if last_keyframe is not None else ''}")
+        head = self._track.extend(self._poses(last_keyframe), [n_frames - 1]) if off_grid else None
+        tail = self._track.finish(n_frames)
+        return self._out(tail if head is None else np.concatenate([head, tail]))

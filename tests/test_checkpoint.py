@@ -1,0 +1,489 @@
+"""The restricted checkpoint reader (msf.checkpoint): torch.save archives read without torch.
+
+With torch installed, every array must be bit-identical to torch.load(weights_only=True). Malicious and
+malformed archives, written here by hand (no torch needed), must raise CheckpointError and run nothing.
+"""
+import io
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import OFFICIAL
+from msf import checkpoint
+from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint, read_checkpoint
+from msf.errors import WeightsError
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture(scope="module")
+def torch():
+    torch = pytest.importorskip("torch")
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return torch
+
+
+def saved(torch, obj, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, **kwargs)
+    return buf.getvalue()
+
+
+def assert_bit_identical(ours: dict, theirs: dict, torch):
+    """Same names, dtypes, shapes and bytes (bfloat16, which NumPy lacks, compared as its exact float32)."""
+    assert list(ours) == list(theirs)
+    for name, tensor in theirs.items():
+        expected = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).contiguous().numpy()
+        got = ours[name]
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        assert got.flags.c_contiguous and got.tobytes() == expected.tobytes(), name
+
+
+def trainer_checkpoint(torch, model, dtype=None) -> dict:
+    """What the official trainer saves, after one Adam step so the optimizer state holds tensors."""
+    from torch_model import PoseRefinementModel  # noqa: F401  (tools/ is importable)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    c = model.l_interp.weight.shape
+    kf = torch.randn(2, c[1], model.encoder_emb.weight.shape[1], dtype=model.l_interp.weight.dtype)
+    model.forward_keyframes(kf).square().mean().backward()
+    opt.step()
+    return {"epoch": 7, "state_dict": model.state_dict(), "performance": 41.25, "optimizer": opt.state_dict()}
+
+
+# --- real torch.save files: bit-identical to torch.load -------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_official_trainer_checkpoints_match_torch_load(torch, name):
+    from torch_model import random_model
+    model = random_model(*OFFICIAL[name], seed=1, dtype=torch.float32).train()
+    data = saved(torch, trainer_checkpoint(torch, model))
+    ckpt = load_checkpoint(data)
+    assert_bit_identical(ckpt.state_dict, torch.load(io.BytesIO(data), weights_only=True)["state_dict"], torch)
+    assert ckpt.fields == {"epoch": 7, "performance": 41.25}
+
+
+def test_dataparallel_prefix_is_stripped(torch):
+    from torch_model import random_model
+    model = random_model(*OFFICIAL["pw3d"], dtype=torch.float32)
+    wrapped = torch.nn.DataParallel(model).state_dict()
+    assert all(k.startswith("module.") for k in wrapped)
+    ours = read_checkpoint(saved(torch, {"state_dict": wrapped, "epoch": 1}))
+    assert_bit_identical(ours, model.state_dict(), torch)
+
+
+def test_bare_state_dict_and_path_input(torch, tmp_path):
+    from torch_model import random_model
+    state = random_model(*OFFICIAL["jhmdb"], dtype=torch.float32).state_dict()
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)
+    ours = read_checkpoint(path)
+    assert_bit_identical(ours, torch.load(path, weights_only=True), torch)
+    assert load_checkpoint(str(path)).fields == {}
+    assert all(np.array_equal(ours[k], v) for k, v in read_checkpoint(path.read_bytes()).items())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_float_dtypes(torch, dtype):
+    from torch_model import random_model
+    model = random_model(*OFFICIAL["pw3d"], dtype=getattr(torch, dtype))
+    data = saved(torch, {"state_dict": model.state_dict(), "epoch": 0})
+    ours = read_checkpoint(data)
+    assert_bit_identical(ours, torch.load(io.BytesIO(data), weights_only=True)["state_dict"], torch)
+    assert ours["fc.weight"].dtype == (np.float32 if dtype == "bfloat16" else np.dtype(dtype))
+
+
+def test_strided_shared_and_empty_tensors(torch):
+    base = torch.randn(6, 8, dtype=torch.float64)
+    state = {"transposed": base.t(), "rows": base[2:4], "every_other": base[:, ::2], "column": base[:, 5],
+             "expanded": torch.randn(3, 1).expand(3, 4), "scalar": torch.tensor(2.5), "empty": torch.empty(0, 3),
+             "offset_view": base.view(-1)[7:19].view(3, 4)}
+    data = saved(torch, state)
+    ours = read_checkpoint(data)
+    assert_bit_identical(ours, torch.load(io.BytesIO(data), weights_only=True), torch)
+
+
+def rewrite(data: bytes, change=lambda rel, payload: payload, compression=zipfile.ZIP_STORED,
+            extra: dict | None = None) -> bytes:
+    """A copy of a zip archive with each member's payload passed through change(relative name, payload)."""
+    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as dst:
+        for info in src.infolist():
+            prefix, rel = info.filename.split("/", 1)
+            payload = change(rel, src.read(info))
+            if payload is not None:
+                dst.writestr(info.filename, payload)
+        for rel, payload in (extra or {}).items():
+            dst.writestr(f"{prefix}/{rel}", payload)
+    return out.getvalue()
+
+
+def test_big_endian_archive_honours_byteorder(torch):
+    state = {"f32": torch.randn(3, 5), "f64": torch.randn(4, dtype=torch.float64),
+             "f16": torch.randn(2, 2).half(), "bf16": torch.randn(7).bfloat16()}
+    itemsize = {}
+    data = saved(torch, state)
+    for key, tensor in torch.load(io.BytesIO(data), weights_only=True).items():
+        itemsize[key] = tensor.element_size()
+    order = list(state)  # torch numbers storages in the order it meets them
+
+    def to_big(rel, payload):
+        if rel == "byteorder":
+            return b"big"
+        if rel.startswith("data/"):
+            size = itemsize[order[int(rel[5:])]]
+            return np.frombuffer(payload, dtype=f"<u{size}").byteswap().tobytes()
+        return payload
+
+    big = rewrite(data, to_big)
+    theirs = torch.load(io.BytesIO(big), weights_only=True)
+    assert_bit_identical(read_checkpoint(big), theirs, torch)
+    assert_bit_identical(read_checkpoint(big), state, torch)
+
+
+def test_numpy_scalars_bytes_and_sets_outside_the_state_dict(torch):
+    ckpt = {"state_dict": {"w": torch.ones(2)}, "performance": np.float64(12.5), "best": np.int64(3),
+            "tag": b"\x00\xffabc", "seen": {1, 2}, "frozen": frozenset({"a"})}
+    got = load_checkpoint(saved(torch, ckpt))
+    assert got.fields == {"performance": 12.5, "best": 3}
+    assert got.state_dict["w"].tolist() == [1.0, 1.0]
+
+
+def test_legacy_format_refused_without_reading_it(torch):
+    data = saved(torch, {"state_dict": {"w": torch.ones(2)}}, _use_new_zipfile_serialization=False)
+    with pytest.raises(LegacyFormatError, match=r"legacy \(pre-1.6\) torch.save format: re-save with torch>=1.6"):
+        read_checkpoint(data)
+
+
+def test_torchscript_archive_refused(torch, tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), str(path))
+    with pytest.raises(CheckpointError, match="TorchScript archive"):
+        read_checkpoint(path)
+
+
+def test_non_float_tensors_refused(torch):
+    with pytest.raises(CheckpointError, match=r"'module.steps' is stored as torch.LongStorage, not floating"):
+        read_checkpoint(saved(torch, {"state_dict": {"module.w": torch.ones(2), "module.steps": torch.ones(2).long()}}))
+    with pytest.raises(CheckpointError, match="BoolStorage"):
+        read_checkpoint(saved(torch, {"mask": torch.ones(2, dtype=torch.bool)}))
+
+
+def test_optimizer_tensors_of_any_dtype_are_ignored(torch):
+    ckpt = {"state_dict": {"w": torch.ones(2)},
+            "optimizer": {"state": {0: {"step": torch.tensor(3), "mask": torch.zeros(4, dtype=torch.bool)}},
+                          "param_groups": [{"lr": 0.1, "betas": (0.9, 0.99), "params": [0], "foreach": None}]}}
+    assert list(read_checkpoint(saved(torch, ckpt))) == ["w"]
+
+
+def test_deflated_torch_archive_refused(torch):
+    data = rewrite(saved(torch, {"w": torch.zeros(1000)}), compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(CheckpointError, match="compressed"):
+        read_checkpoint(data)
+
+
+# --- hand-written archives: no torch needed -------------------------------------------------------------
+
+def op_str(s: str) -> bytes:
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def op_int(i: int) -> bytes:
+    return b"J" + struct.pack("<i", i)
+
+
+def op_tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def op_global(module: str, name: str) -> bytes:
+    return b"c" + f"{module}\n{name}\n".encode()
+
+
+def op_tensor(key="0", numel=6, offset=0, size=(2, 3), stride=(3, 1), storage="FloatStorage", pid=None) -> bytes:
+    """torch._utils._rebuild_tensor_v2(('storage', torch.<storage>, key, 'cpu', numel), offset, size, stride,
+    False, OrderedDict()) as torch.save pickles it."""
+    pid = pid or op_tuple(op_str("storage"), op_global("torch", storage), op_str(key), op_str("cpu"), op_int(numel))
+    return op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
+        pid + b"Q", op_int(offset), op_tuple(*map(op_int, size)), op_tuple(*map(op_int, stride)), b"\x89",
+        op_global("collections", "OrderedDict") + b")R") + b"R"
+
+
+def op_dict(entries: dict) -> bytes:
+    return b"}(" + b"".join(op_str(k) + v for k, v in entries.items()) + b"u"
+
+
+def archive(pickled: bytes, storages: dict | None = None, prefix="archive", compression=zipfile.ZIP_STORED,
+            records: dict | None = None) -> bytes:
+    members = {"data.pkl": pickled, "byteorder": b"little", **{f"data/{k}": v for k, v in (storages or {}).items()},
+               "version": b"3\n", **(records or {})}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as z:
+        for rel, payload in members.items():
+            z.writestr(f"{prefix}/{rel}", payload)
+    return out.getvalue()
+
+
+SIX = np.arange(6, dtype="<f4").tobytes()
+
+
+def state_archive(**tensor_args) -> bytes:
+    return archive(b"\x80\x02" + op_dict({"w": op_tensor(**tensor_args)}) + b".", {"0": SIX})
+
+
+def test_hand_written_archive_reads():
+    got = read_checkpoint(state_archive())
+    np.testing.assert_array_equal(got["w"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    got = read_checkpoint(state_archive(offset=1, size=(2, 2), stride=(1, 2)))  # transposed view at offset 1
+    np.testing.assert_array_equal(got["w"], [[1, 3], [2, 4]])
+    assert got["w"].flags.c_contiguous
+
+
+class Payload:
+    """Unpickling this with pickle.loads would call `fn(*args)`."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def code_payloads(marker: Path):
+    import builtins
+    import subprocess
+    return {
+        "os.system": Payload(os.system, f"touch {marker}"),
+        "builtins.exec": Payload(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
+        "builtins.eval": Payload(builtins.eval, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": Payload(subprocess.call, ["touch", str(marker)]),
+    }
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("payload", ["os.system", "builtins.exec", "builtins.eval", "subprocess.call"])
+def test_code_executing_pickle_refused_and_not_run(tmp_path, payload, protocol):
+    marker = tmp_path / "pwned"
+    evil = code_payloads(marker)[payload]
+    pickled = pickle.dumps({"epoch": 1, "state_dict": {"w": evil}}, protocol=protocol)
+    with pytest.raises(CheckpointError, match=r"refers to \S+, which a state dict never needs; it was refused "
+                                              r"without being imported or run"):
+        read_checkpoint(archive(pickled, {"0": SIX}))
+    assert not marker.exists()
+    # the same pickle outside the state dict (e.g. in the optimizer) is refused just the same
+    with pytest.raises(CheckpointError, match="refused without being imported or run"):
+        read_checkpoint(archive(pickle.dumps({"optimizer": evil, "state_dict": {}}, protocol=protocol)))
+    assert not marker.exists()
+
+
+def test_the_payload_is_live_for_an_unrestricted_unpickler(tmp_path):
+    """Control for the test above: plain pickle.loads does run the payload (pure Python, no shell)."""
+    marker = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(code_payloads(marker)["builtins.exec"], protocol=2))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("pickled, message", [
+    # BUILD on an allowlisted stand-in: would set attributes on shared objects
+    (op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(b"N", b"}" + op_str("__defaults__") + b"N" + b"s")
+     + b"b", "tries to set the state"),
+    (op_global("torch", "FloatStorage") + b"}b", "tries to set the state"),
+    (op_global("collections", "OrderedDict") + b"}b", "malformed pickle"),
+    # allowlisted functions called with anything but what torch.save writes
+    (op_global("_codecs", "encode") + op_tuple(op_str("x"), op_str("rot13")) + b"R", "only bytes as latin1"),
+    (op_global("numpy", "dtype") + op_tuple(op_str("O"), b"\x89", b"\x88") + b"R", "only numeric scalars"),
+    (op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(op_str("x"), op_int(0), b")", b")", b"\x89", b"}")
+     + b"R", "not from a storage record"),
+    (op_global("torch._utils", "_rebuild_parameter") + op_tuple(op_str("x"), b"\x89", b"}") + b"R",
+     "not from a tensor"),
+    (op_tensor(pid=op_tuple(op_str("module"), op_str("x")) + b""), "unsupported persistent id"),
+    (b"(" + op_str("x") + b"Q", "unsupported persistent id"),
+    (b"\x8a\x01\x00", "malformed pickle"),  # truncated
+    (b"", "malformed pickle"),
+])
+def test_pickle_tricks_refused(pickled, message):
+    data = archive(b"\x80\x02" + pickled + b".", {"0": SIX})
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(data)
+    np.testing.assert_array_equal(read_checkpoint(state_archive())["w"].ravel(), np.arange(6))  # stand-ins intact
+
+
+@pytest.mark.parametrize("tensor_args, message", [
+    (dict(size=(2, 4), stride=(4, 1)), r"reads element 7 of storage '0', which has only 6"),
+    (dict(offset=1), "reads element 6"),
+    (dict(size=(3, 3), stride=(1, 2)), "reads element 6"),
+    (dict(size=(0, 3), offset=7), "past storage"),
+    (dict(offset=-1), "malformed layout"),
+    (dict(size=(2, -3)), "malformed layout"),
+    (dict(size=(2, 3), stride=(3,)), "malformed layout"),
+    (dict(numel=7), r"declares 7 elements of torch.FloatStorage \(28 bytes\) but its archive member has 24"),
+    (dict(storage="DoubleStorage"), "declares 6 elements of torch.DoubleStorage"),
+    (dict(key="1"), "no member archive/data/1"),
+    (dict(key="../data.pkl"), "malformed storage record"),
+    (dict(storage="LongStorage"), "is stored as torch.LongStorage, not floating point"),
+    (dict(storage="QInt8Storage"), r"refers to torch.QInt8Storage"),
+])
+def test_malformed_tensor_records_refused(tensor_args, message):
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(state_archive(**tensor_args))
+
+
+def test_storage_declared_twice_differently_refused():
+    pickled = b"\x80\x02" + op_dict({"a": op_tensor(), "b": op_tensor(storage="IntStorage")}) + b"."
+    with pytest.raises(CheckpointError, match="declared twice"):
+        read_checkpoint(archive(pickled, {"0": SIX}))
+
+
+@pytest.mark.parametrize("obj, message", [
+    (op_dict({"epoch": op_int(1), "model": op_dict({"w": op_tensor()})}), "no 'state_dict' entry.*epoch, model"),
+    (op_dict({"state_dict": op_dict({"w": op_tensor(), "n": op_int(3)})}), r"\['n'\] is a int, not a tensor"),
+    (op_dict({"state_dict": op_dict({"w": op_tensor(), "module.w": op_tensor()})}), "both 'w' and 'module.w'"),
+    (op_dict({"state_dict": b"}"}), "is not a state dict .*an empty dict"),
+    (b"]", "is not a state dict .*list"),
+])
+def test_objects_that_are_not_state_dicts_refused(obj, message):
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(archive(b"\x80\x02" + obj + b".", {"0": SIX}))
+
+
+def test_zip_bomb_refused_before_decompressing():
+    bomb = archive(b"\x80\x02" + op_dict({"w": op_tensor(numel=1 << 28)}) + b".", {"0": bytes(1 << 30)},
+                   compression=zipfile.ZIP_DEFLATED)
+    assert len(bomb) < 2 << 20
+    with pytest.raises(CheckpointError, match="is compressed .* zip bombs"):
+        read_checkpoint(bomb)
+
+
+def test_deflated_pickle_refused():
+    with pytest.raises(CheckpointError, match="archive/data.pkl' is compressed"):
+        read_checkpoint(archive(b"\x80\x02" + op_dict({"w": op_tensor()}) + b".", {"0": SIX},
+                                compression=zipfile.ZIP_DEFLATED))
+
+
+def patch_central_sizes(data: bytes, member: str, size: int) -> bytes:
+    """Rewrites the compressed and uncompressed sizes of `member` in the central directory."""
+    at = data.index(b"PK\x01\x02" + data[data.index(b"PK\x01\x02") + 4:][:0])
+    while True:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_len] == member.encode():
+            break
+        at = data.index(b"PK\x01\x02", at + 4)
+    return data[:at + 20] + struct.pack("<II", size, size) + data[at + 28:]
+
+
+def test_sizes_beyond_the_file_refused():
+    data = patch_central_sizes(state_archive(), "archive/data/0", 1 << 31)
+    with pytest.raises(CheckpointError, match="beyond the .*-byte file"):
+        read_checkpoint(data)
+
+
+def test_caps_on_total_size_and_pickle(monkeypatch):
+    data = state_archive()
+    monkeypatch.setattr(checkpoint, "MAX_TOTAL_BYTES", 64)
+    with pytest.raises(CheckpointError, match="more than the file .* or the 64-byte cap"):
+        read_checkpoint(data)
+    monkeypatch.undo()
+    monkeypatch.setattr(checkpoint, "MAX_PICKLE_BYTES", 16)
+    with pytest.raises(CheckpointError, match="data.pkl has .* bytes, over the cap of 16"):
+        read_checkpoint(data)
+
+
+def test_expanded_tensor_counts_against_the_cap(monkeypatch):
+    monkeypatch.setattr(checkpoint, "MAX_TOTAL_BYTES", 1 << 20)
+    with pytest.raises(CheckpointError, match="state dict's tensors hold 4000000000 bytes"):
+        read_checkpoint(state_archive(size=(1_000_000_000,), stride=(0,)))
+
+
+@pytest.mark.parametrize("cut", [10, 100, 0.5, -22, -1])
+def test_truncated_archive_refused(cut):
+    data = state_archive()
+    end = int(len(data) * cut) if isinstance(cut, float) else cut
+    with pytest.raises(CheckpointError):
+        read_checkpoint(data[:end])
+
+
+def test_corrupted_storage_fails_the_crc():
+    data = state_archive()
+    at = data.index(SIX)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        read_checkpoint(data[:at] + b"\xff" + data[at + 1:])
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "the file is empty"),
+    (b"hello, world\n", r"not a PyTorch checkpoint: .* starts with b'hello, w'"),
+    (checkpoint._LEGACY_MAGIC + b".\x80\x02}q\x00.", r"legacy \(pre-1.6\) torch.save format"),
+    (b"\x80\x04\x95" + bytes(20), "a bare pickle, not a torch.save zip archive"),
+    (struct.pack("<Q", 2) + b"{}", "already a safetensors file"),
+    (b"PK\x03\x04" + bytes(40), "not a readable zip archive"),
+])
+def test_wrong_magic_refused(data, message):
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(data)
+
+
+def test_legacy_is_a_distinct_weights_error():
+    with pytest.raises(WeightsError):
+        read_checkpoint(checkpoint._LEGACY_MAGIC + b".")
+    assert issubclass(LegacyFormatError, CheckpointError) and issubclass(CheckpointError, WeightsError)
+
+
+@pytest.mark.parametrize("records, message", [
+    ({"byteorder": b"middle"}, "unknown byteorder record"),
+    ({"constants.pkl": b"", "code/__torch__.py": b""}, "TorchScript archive"),
+])
+def test_bad_records_refused(records, message):
+    data = archive(b"\x80\x02" + op_dict({"w": op_tensor()}) + b".", {"0": SIX}, records=records)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(data)
+
+
+def test_archive_structure_refused():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}.")
+        z.writestr("other/data/0", SIX)
+    with pytest.raises(CheckpointError, match="outside the archive's folder"):
+        read_checkpoint(out.getvalue())
+    with pytest.raises(CheckpointError, match="has no archive/data.pkl"):
+        read_checkpoint(archive(b"", records={}).replace(b"archive/data.pkl", b"archive/data.pkx"))
+    with pytest.raises(CheckpointError, match="the zip archive is empty"):
+        out = io.BytesIO()
+        zipfile.ZipFile(out, "w").close()
+        read_checkpoint(b"PK\x03\x04" + out.getvalue()[4:] if out.getvalue().startswith(b"PK\x03\x04")
+                        else out.getvalue().replace(b"PK\x05\x06", b"PK\x03\x04", 0) + out.getvalue())
+
+
+def test_duplicate_members_refused():
+    out = io.BytesIO()
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(out, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02" + op_dict({"w": op_tensor()}) + b".")
+        z.writestr("archive/data/0", SIX)
+        z.writestr("archive/data/0", np.ones(6, "<f4").tobytes())
+    with pytest.raises(CheckpointError, match="appears twice"):
+        read_checkpoint(out.getvalue())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+       cut=st.integers(0, 400))
+def test_mutated_pickles_never_escape(edits, cut):
+    """Any corruption of the pickle either reads or raises CheckpointError: no other exception, no code."""
+    pickled = bytearray(b"\x80\x02" + op_dict({"epoch": op_int(3), "state_dict": op_dict(
+        {"w": op_tensor(), "v": op_tensor(offset=1, size=(5,), stride=(1,))})}) + b".")
+    for at, value in edits:
+        pickled[at % len(pickled)] = value
+    data = archive(bytes(pickled[:len(pickled) - cut % 8]), {"0": SIX})
+    try:
+        state = read_checkpoint(data)
+    except CheckpointError:
+        return
+    assert all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in state.values())

@@ -1,0 +1,189 @@
+"""Whole videos: keyframe_indices, recover() on any length, normalisation, missing joints, streaming."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import msf
+from conftest import OFFICIAL, official_config, random_state_dict
+from tolerances import MODEL_ATOL_OF_MAX, assert_close
+
+CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, Q=5, T=51, P=42 = 14 x 3
+K, T = CONFIG.K, CONFIG.T
+POSE_3D = {"joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm", "root_relative": True,
+           "root_joints": [2, 3]}
+LENGTHS = [1, 2, K, K + 1, T - 1, T, T + 1, 3 * T + 7]
+
+
+def linear_interpolation_model(config, pose=None) -> msf.Model:
+    """A model whose output is exactly linear interpolation between its keyframes (encoder output zeroed)."""
+    tensors = random_state_dict(config, seed=11)
+    t = np.arange(config.T) / config.K
+    weight = np.maximum(0, 1 - np.abs(t[:, None] - np.arange(config.n_keyframes)[None, :]))
+    tensors.update({"l_interp.weight": weight, "l_interp.bias": np.zeros(config.T),
+                    "fc.weight": np.zeros_like(tensors["fc.weight"]), "fc.bias": np.zeros(config.P)})
+    return msf.Model.from_tensors(tensors, {"pose": json.dumps(pose)} if pose else None)
+
+
+@pytest.fixture(scope="module")
+def refiner(backend):
+    return msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG, seed=9), {"pose": json.dumps(POSE_3D)}),
+                       backend)
+
+
+@pytest.fixture(scope="module")
+def linear(backend):
+    return msf.Refiner(linear_interpolation_model(CONFIG, POSE_3D), backend)
+
+
+def detections(n, seed=0, tracks=None):
+    m = len(msf.keyframe_indices(n, K))
+    shape = ((tracks,) if tracks else ()) + (m, 14, 3)
+    return np.random.default_rng(seed).standard_normal(shape) * 200 + 1500
+
+
+def linear_motion(frames, seed=0):
+    rng = np.random.default_rng(seed)
+    start, velocity = rng.standard_normal((14, 3)) * 300, rng.standard_normal((14, 3)) * 5
+    return start + velocity * np.asarray(frames, dtype=np.float64)[:, None, None]
+
+
+@given(n=st.integers(1, 2000), k=st.integers(1, 30))
+def test_keyframe_indices(n, k):
+    idx = msf.keyframe_indices(n, k)
+    assert idx[0] == 0 and idx[-1] == n - 1 and len(idx) <= -(-(n - 1) // k) + 1
+    assert (np.diff(idx) > 0).all() and (idx[:-1] % k == 0).all()
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, None])
+def test_keyframe_indices_refuse_bad_lengths(n):
+    with pytest.raises(msf.InputError):
+        msf.keyframe_indices(n, 10)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_every_length_and_layout(refiner, n):
+    kf = detections(n)
+    out = refiner.recover(kf, n)
+    assert out.shape == (n, 14, 3) and out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(refiner.recover(kf.reshape(len(kf), 42), n), out.reshape(n, 42))
+    both = refiner.recover(np.stack([kf, kf[::-1]]), n)
+    assert both.shape == (2, n, 14, 3)
+    np.testing.assert_array_equal(both[0], out)
+    np.testing.assert_array_equal(both[1], refiner.recover(kf[::-1], n))
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("stride", [1, 2, 5])
+def test_linear_motion_is_reproduced_exactly(linear, n, stride):
+    """With a linear-interpolation model, any length (short, off-grid end) reproduces linear motion."""
+    truth = linear_motion(np.arange(n))
+    out = linear.recover(truth[msf.keyframe_indices(n, K)], n, stride=stride)
+    assert_close(out, truth, atol_of_max=MODEL_ATOL_OF_MAX, what=f"n={n} stride={stride}")
+
+
+def test_one_window_is_exactly_refine(backend):
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=4))  # no pose convention: no normalisation
+    r = msf.Refiner(model, backend)
+    kf = np.random.default_rng(3).standard_normal((CONFIG.n_keyframes, 42)) * 100
+    np.testing.assert_array_equal(r.recover(kf, T), r.refine(kf))
+
+
+def test_translation_moves_the_output_rigidly(refiner):
+    kf = detections(3 * T + 7)
+    shift = np.array([2500.0, -700.0, 4000.0])
+    assert_close(refiner.recover(kf + shift, 3 * T + 7), refiner.recover(kf, 3 * T + 7) + shift,
+                 atol=1e-3, what="translation (float32 output of ~5 m coordinates: 1e-3 mm)")
+
+
+def test_missing_joints_and_keyframes_are_filled(linear):
+    n = 3 * T + 7
+    truth = linear_motion(np.arange(n), seed=2)
+    kf = truth[msf.keyframe_indices(n, K)].copy()
+    kf[0, 5] = np.nan          # first keyframe: held from the joint's next detection
+    kf[4, 2, 1] = np.nan       # one coordinate marks the whole joint missing
+    kf[7] = np.nan             # a whole keyframe
+    kf[8, 3] = np.nan
+    kf[-1, 9] = np.nan         # the off-grid last one
+    out = linear.recover(kf, n)
+    assert np.isfinite(out).all()
+    # between detections the fill is linear, so linear motion is exact there; at the ends a missing
+    # joint is held from its nearest detection (not extrapolated), so only the other joints are exact
+    assert_close(out[K:-K], truth[K:-K], atol_of_max=MODEL_ATOL_OF_MAX, what="filled interior")
+    assert_close(out[0, 5], truth[K, 5], atol_of_max=MODEL_ATOL_OF_MAX, what="held at the start")
+
+
+def test_joint_missing_everywhere_is_refused(refiner):
+    kf = detections(100)
+    kf[:, 4] = np.nan
+    with pytest.raises(msf.InputError, match=r"joints \[4\]"):
+        refiner.recover(kf, 100)
+
+
+@pytest.mark.parametrize("n", [1, K + 1, T, 3 * T + 7])
+@pytest.mark.parametrize("stride", [1, 3])
+def test_stream_equals_offline(refiner, backend, n, stride):
+    kf = detections(n, seed=n)
+    if len(kf) > 2:
+        kf[len(kf) // 2, 3] = np.nan
+    offline = refiner.recover(kf, n, stride=stride)
+    stream = refiner.stream(stride=stride)
+    off_grid = (n - 1) % K != 0
+    parts = [stream.push(k) for k in (kf[:-1] if off_grid else kf)]
+    parts.append(stream.finish(n, kf[-1] if off_grid else None))
+    online = np.concatenate(parts)
+    if backend == "cpp":  # windows are computed bit-identically alone or in a batch
+        np.testing.assert_array_equal(online, offline)
+    assert_close(online, offline, atol_of_max=MODEL_ATOL_OF_MAX, what="stream vs recover")
+    if n > 2 * T:  # frames come out before the end, with the documented latency
+        ready = np.cumsum([len(p) for p in parts[:-1]])
+        pushed = np.arange(1, len(ready) + 1)
+        latest = (pushed - 1) * K  # frame of the detection just pushed
+        assert ready.max() > 0 and (ready <= np.maximum(0, latest - (CONFIG.Q + 1) * K + K)).all()
+
+
+def test_stream_errors(refiner):
+    s = refiner.stream()
+    with pytest.raises(msf.InputError, match="before any push"):
+        s.finish()
+    s.push(detections(1)[0])
+    with pytest.raises(msf.InputError, match="need"):
+        s.finish(25)  # off-grid end without last_keyframe
+    with pytest.raises(msf.InputError, match="shape"):
+        s.push(np.zeros((13, 3)))
+    assert s.finish().shape == (1, 14, 3)
+    with pytest.raises(msf.InputError, match="finished"):
+        s.push(detections(1)[0])
+
+
+def test_wrong_keyframe_count_and_arguments(refiner):
+    with pytest.raises(msf.InputError, match="keyframe_indices"):
+        refiner.recover(detections(100)[:-1], 100)
+    with pytest.raises(msf.InputError, match="stride"):
+        refiner.recover(detections(100), 100, stride=CONFIG.Q + 1)
+    with pytest.raises(msf.InputError, match="infinite"):
+        refiner.recover(np.full((11, 14, 3), np.inf), 101)
+    with pytest.raises(msf.InputError, match="shape"):
+        refiner.recover(np.zeros((11, 13, 3)), 101)
+    with pytest.raises(msf.InputError, match="image_size"):
+        refiner.recover(detections(100), 100, image_size=(640, 480))
+
+
+def test_metres_given_to_a_millimetre_model_warn(refiner):
+    with pytest.warns(RuntimeWarning, match="metres"):
+        refiner.recover(detections(100) / 1000, 100)
+
+
+def test_2d_image_normalisation(backend):
+    config = official_config(10, 1, 30, 16, 2)  # jhmdb-like: 15 joints x 2D
+    pose = {"joints": [f"j{i}" for i in range(15)], "dims": 2, "units": "px", "image_normalised": True}
+    r = msf.Refiner(msf.Model.from_tensors(random_state_dict(config, seed=5), {"pose": json.dumps(pose)}), backend)
+    n = 37
+    kf = np.random.default_rng(1).uniform(0, 1, (len(msf.keyframe_indices(n, 10)), 15, 2)) * [640, 480]
+    with pytest.raises(msf.InputError, match="image_size"):
+        r.recover(kf, n)
+    out = r.recover(kf, n, image_size=(640, 480))
+    assert out.shape == (n, 15, 2)
+    assert_close(r.recover(kf * 2, n, image_size=(1280, 960)), out * 2, atol_of_max=MODEL_ATOL_OF_MAX,
+                 what="scale covariance")

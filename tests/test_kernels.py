@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import HAS_CPP
+import msf
 from msf import reference as ref
 from tolerances import KERNEL_ATOL, KERNEL_ATOL_OF_MAX, KERNEL_RTOL, assert_close, layer_norm_atol
 
@@ -40,12 +41,17 @@ def test_linear(M, K, N, with_bias, seed):
 @given(st.integers(1, 3000), st.floats(0.01, 30), seeds)
 def test_gelu(n, scale, seed):
     x = f32(np.random.default_rng(seed), n, scale=scale)
-    assert_close(kernels.gelu(x), ref.gelu(x.astype(np.float64)), **KERNEL, what="gelu")
+    for kernel in (kernels.gelu, kernels.gelu_naive):
+        assert_close(kernel(x), ref.gelu(x.astype(np.float64)), **KERNEL, what=kernel.__name__)
 
 
-def test_gelu_special_values():
-    x = np.array([0, -0.0, 1e-30, -1e-30, 40, -40, 3e38, -3e38], dtype=np.float32)
-    assert_close(kernels.gelu(x), ref.gelu(x.astype(np.float64)), **KERNEL, what="gelu edges")
+def test_gelu_everywhere():
+    """Every float32 magnitude from 1e-30 to 1e30 and the vectorised erfc's branch points."""
+    mags = np.concatenate([np.geomspace(1e-30, 1e30, 20001), np.linspace(0, 20, 20001),
+                           [0.5 * np.sqrt(2), 3e38]])
+    x = np.concatenate([mags, -mags]).astype(np.float32)
+    for kernel in (kernels.gelu, kernels.gelu_naive):
+        assert_close(kernel(x), ref.gelu(x.astype(np.float64)), **KERNEL, what=kernel.__name__)
 
 
 @EXAMPLES
@@ -106,3 +112,25 @@ def test_mix_synth_attention(T, C, data, seed):
     z = f32(rng, T, C)
     expected = ref.mix_synth_attention(z.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()})
     assert_close(kernels.mix_synth_attention(z, p), expected, **KERNEL, what="mix_synth_attention")
+
+
+@EXAMPLES
+@given(size, size, size, st.booleans(), st.booleans(), st.sampled_from(["portable", "avx2", "avx512"]), seeds)
+def test_every_gemm_version(M, K, N, with_col_bias, with_row_bias, isa, seed):
+    """Each ISA version of the GEMM the CPU has (the dispatcher picks one; all are tested here)."""
+    rng = np.random.default_rng(seed)
+    a, b = f32(rng, M, K), f32(rng, K, N, scale=K ** -0.5)
+    col_bias = f32(rng, N) if with_col_bias else None
+    row_bias = f32(rng, M) if with_row_bias else None
+    expected = a.astype(np.float64) @ b + (0 if col_bias is None else col_bias) + (
+        0 if row_bias is None else row_bias[:, None])
+    try:
+        out = kernels.gemm(a, b, col_bias, row_bias, isa=isa)
+    except msf.InputError:
+        assert isa != "portable" and isa != kernels.gemm_isa
+        return
+    assert_close(out, expected, **KERNEL, what=f"gemm {isa}")
+
+
+def test_dispatch_names_a_version():
+    assert kernels.gemm_isa in ("avx512", "avx2", "portable")

@@ -112,10 +112,31 @@ void bind_kernels(py::module_& k) {
                                            static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)), static_cast<int>(w.shape(0)));
         return out;
     }, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none());
+    k.def("gemm", [](const Array& a, const Array& b, std::optional<Array> col_bias, std::optional<Array> row_bias,
+                     const std::string& isa) {
+        require(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0) &&
+                    (!col_bias || col_bias->size() == b.shape(1)) && (!row_bias || row_bias->size() == a.shape(0)),
+                "gemm: a (M, K), b (K, N), col_bias (N), row_bias (M)");
+        Array out = new_array({a.shape(0), b.shape(1)});
+        const bool ok = msf::kernels::gemm_forward_isa(
+            isa, out.mutable_data(), a.data(), b.data(), col_bias ? col_bias->data() : nullptr,
+            row_bias ? row_bias->data() : nullptr, static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)),
+            static_cast<int>(b.shape(1)));
+        require(ok, "gemm: version '" + isa + "' is not available on this CPU");
+        return out;
+    }, py::arg("a"), py::arg("b"), py::arg("col_bias") = py::none(), py::arg("row_bias") = py::none(),
+       py::arg("isa") = "portable");
+    k.attr("gemm_isa") = msf::kernels::gemm_isa();
     k.def("gelu", [](const Array& x) {
         Array out = new_array({x.shape(), x.shape() + x.ndim()});
         std::copy(x.data(), x.data() + x.size(), out.mutable_data());
         msf::kernels::gelu_forward(out.mutable_data(), static_cast<size_t>(x.size()));
+        return out;
+    });
+    k.def("gelu_naive", [](const Array& x) {
+        Array out = new_array({x.shape(), x.shape() + x.ndim()});
+        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+        msf::kernels::gelu_forward_naive(out.mutable_data(), static_cast<size_t>(x.size()));
         return out;
     });
     k.def("softmax", [](const Array& x) {

@@ -1,11 +1,18 @@
 // The model's operators as float32 kernels: op_forward(out, in, weights..., dims...), row-major.
 #pragma once
 #include <cstddef>
+#include <string>
 
 namespace msf::kernels {
 
 // out (M, N) = a (M, K) @ b (K, N)
 void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N);
+// The GEMM version this CPU runs: "avx512", "avx2" or "portable".
+const char* gemm_isa();
+// out (M, N) = a @ b + col_bias (N, or null) + row_bias (M, or null) with one named version, for tests;
+// false when this CPU or build lacks it.
+bool gemm_forward_isa(const std::string& isa, float* out, const float* a, const float* b, const float* col_bias,
+                      const float* row_bias, int M, int K, int N);
 // out (M, N) = in (M, K) @ weight (N, K)^T + bias (N); nn.Linear as stored, one dot product per output
 void linear_forward_naive(float* out, const float* in, const float* weight, const float* bias, int M, int K,
                           int N);
@@ -14,8 +21,9 @@ void linear_forward(float* out, const float* in, const float* weight_t, const fl
 // out (M, N) = weight (M, K) @ in (K, N) + bias (M) broadcast along rows; a Linear applied along axis 0
 void linear_left_forward(float* out, const float* weight, const float* bias, const float* in, int M, int K,
                          int N);
-// x (n) in place: x * Phi(x), exact erf form
+// x (n) in place: x * Phi(x), exact erf form; the naive version calls libm's erfc
 void gelu_forward(float* x, size_t n);
+void gelu_forward_naive(float* x, size_t n);
 // x (rows, cols) in place: softmax over each row
 void softmax_forward(float* x, int rows, int cols);
 // out (rows, C) = layer norm of in (rows, C) over C, eps 1e-5, affine; out may alias in

@@ -1,7 +1,14 @@
-// msf: MixSynthFormer pose refinement on the CPU, float32, standard library only.
+// msf: MixSynthFormer pose refinement on the CPU, float32, standard library only. C++ API; the C API is msf.h.
 //
 // Thread safety: a Model is immutable after construction; refine() may be called from any number of
 // threads at once (each call borrows its own workspace from a pool owned by the model).
+//
+// Usage (errors are exceptions derived from msf::Error, see errors.hpp):
+//
+//     msf::Model model = msf::Model::load_file("model.safetensors");  // WeightsError if unusable
+//     const msf::Config& c = model.config();                           // K, Q, P, T() = K*Q + 1
+//     std::vector<float> keyframes(2 * c.n_keyframes() * c.P);         // 2 windows (2, Q+1, P)
+//     std::vector<float> frames = model.refine(keyframes);             // (2, T, P)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -51,10 +58,42 @@ public:
     const Metadata& metadata() const noexcept;
     // keyframes (batch, Q+1, P) -> out (batch, T, P), both C order. Throws InputError on non-finite input.
     void refine(const float* keyframes, float* out, std::size_t batch) const;
+    // The same with the buffers' lengths in floats, checked: they must be batch*(Q+1)*P and batch*T*P.
+    void refine(const float* keyframes, std::size_t keyframes_len, float* out, std::size_t out_len,
+                std::size_t batch) const;
+    // Whole windows (batch, Q+1, P) -> (batch, T, P); the batch is keyframes.size() / ((Q+1)*P).
+    std::vector<float> refine(const std::vector<float>& keyframes) const;
 
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+inline void Model::refine(const float* keyframes, std::size_t keyframes_len, float* out, std::size_t out_len,
+                          std::size_t batch) const {
+    const Config& c = config();
+    const std::size_t in_window = static_cast<std::size_t>(c.n_keyframes()) * c.P;
+    const std::size_t out_window = static_cast<std::size_t>(c.T()) * c.P;
+    if (batch > static_cast<std::size_t>(-1) / out_window || keyframes_len != batch * in_window ||
+        out_len != batch * out_window)
+        throw InputError("refine: buffers of " + std::to_string(keyframes_len) + " and " + std::to_string(out_len) +
+                         " floats do not hold " + std::to_string(batch) + " windows of (Q+1, P) = (" +
+                         std::to_string(c.n_keyframes()) + ", " + std::to_string(c.P) + ") keyframes and (T, P) = (" +
+                         std::to_string(c.T()) + ", " + std::to_string(c.P) + ") frames");
+    refine(keyframes, out, batch);
+}
+
+inline std::vector<float> Model::refine(const std::vector<float>& keyframes) const {
+    const Config& c = config();
+    const std::size_t in_window = static_cast<std::size_t>(c.n_keyframes()) * c.P;
+    if (keyframes.size() % in_window)
+        throw InputError("refine: " + std::to_string(keyframes.size()) +
+                         " keyframe floats are not whole windows of (Q+1) * P = " + std::to_string(c.n_keyframes()) +
+                         " * " + std::to_string(c.P) + " floats");
+    const std::size_t batch = keyframes.size() / in_window;
+    std::vector<float> out(batch * static_cast<std::size_t>(c.T()) * c.P);
+    refine(keyframes.data(), out.data(), batch);
+    return out;
+}
 
 }  // namespace msf

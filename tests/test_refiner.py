@@ -160,3 +160,18 @@ def test_concurrent_calls_match_serial(refiner, keyframes):
         parallel = list(pool.map(refiner.refine, inputs))
     for s, p in zip(serial, parallel):
         np.testing.assert_array_equal(s, p)
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [0, 2, 3, 64])
+def test_threads_give_identical_results(keyframes, threads):
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=1))
+    batch = np.concatenate([keyframes] * 5)  # 20 windows: uneven splits over 3 threads
+    np.testing.assert_array_equal(msf.Refiner(model, "cpp", threads=threads).refine(batch),
+                                  msf.Refiner(model, "cpp", threads=1).refine(batch))
+
+
+@pytest.mark.parametrize("threads", [-1, 1.5, "2", True])
+def test_bad_thread_counts_are_refused(threads):
+    with pytest.raises(msf.BackendError, match="threads"):
+        msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG)), "numpy", threads=threads)

@@ -39,7 +39,7 @@ py::dict config_dict(const msf::Config& c) {
     return d;
 }
 
-Array refine(const msf::Model& model, const Array& keyframes) {
+Array refine(const msf::Model& model, const Array& keyframes, int threads) {
     const msf::Config& c = model.config();
     require(keyframes.ndim() == 3 && keyframes.shape(1) == c.n_keyframes() && keyframes.shape(2) == c.P,
             "keyframes must have shape (B, " + std::to_string(c.n_keyframes()) + ", " + std::to_string(c.P) + ")");
@@ -49,7 +49,7 @@ Array refine(const msf::Model& model, const Array& keyframes) {
     float* o = out.mutable_data();
     {
         py::gil_scoped_release release;
-        model.refine(in, o, batch);
+        model.refine(in, o, batch, threads);
     }
     return out;
 }
@@ -223,7 +223,8 @@ PYBIND11_MODULE(_core, m) {
         })
         .def_property_readonly("config", [](const msf::Model& model) { return config_dict(model.config()); })
         .def_property_readonly("metadata", &msf::Model::metadata)
-        .def("refine", &refine, "keyframes (B, Q+1, P) float32 -> (B, T, P) float32; GIL released");
+        .def("refine", &refine, py::arg("keyframes"), py::arg("threads") = 1,
+             "keyframes (B, Q+1, P) float32 -> (B, T, P) float32; GIL released; threads <= 0: all cores");
 
     m.def("parse_safetensors", [](const py::bytes& data) {
         const std::string_view view(data);

@@ -117,6 +117,11 @@ const char* msf_metadata(const msf_model* model, const char* key) {
 
 int msf_refine(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out, size_t out_len,
                size_t batch) {
+    return msf_refine_threads(model, keyframes, keyframes_len, out, out_len, batch, 1);
+}
+
+int msf_refine_threads(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out,
+                       size_t out_len, size_t batch, int n_threads) {
     if (!model) return set_status(MSF_ERR_ARGUMENT, "msf_refine: model is NULL");
     if ((!keyframes && keyframes_len) || (!out && out_len))
         return set_status(MSF_ERR_ARGUMENT, "msf_refine: keyframes or out is NULL");
@@ -140,7 +145,7 @@ int msf_refine(const msf_model* model, const float* keyframes, size_t keyframes_
     if (overlap(keyframes, keyframes_len * sizeof(float), out, out_len * sizeof(float)))
         return set_status(MSF_ERR_ARGUMENT, "msf_refine: keyframes and out overlap");
     try {
-        model->model.refine(keyframes, out, batch);
+        model->model.refine(keyframes, out, batch, n_threads);
         return ok();
     } catch (...) {
         return from_current_exception();

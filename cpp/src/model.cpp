@@ -1,8 +1,10 @@
 // The whole PoseRefinementModel forward (DESIGN §1 steps 1-4) and its loading from tensors.
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "kernels.hpp"
@@ -97,6 +99,8 @@ struct Model::Impl {
     std::vector<std::unique_ptr<std::vector<float>>> pool;  // idle workspaces, one per concurrent caller
 
     void forward_window(const float* kf, float* out, float* ws) const;
+    std::unique_ptr<std::vector<float>> acquire_workspace();
+    void release_workspace(std::unique_ptr<std::vector<float>> ws);
 };
 
 namespace {
@@ -158,7 +162,6 @@ Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_uniq
         throw WeightsError("format_version '" + ver->second + "' is not supported (this msf reads version 1)");
     TensorSource src(tensors);
     const Config c = infer_config(src);
-    if (c.L < 1) throw WeightsError("no encoder blocks found (encoder.layers.0.*)");
     const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden, H = c.reweight_hidden;
     Impl& m = *impl_;
     m.config = c;
@@ -199,6 +202,13 @@ Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_uniq
     // X (T, P), Z (T, C), tmp (T, C), hidden (T, F), then the mixing scratch
     m.workspace_floats = static_cast<size_t>(T) * P + 2 * TC + static_cast<size_t>(T) * F +
                          kernels::mix_synth_attention_scratch(m.layers[0].mix);
+    // Sizes come from an untrusted file: a few MB of weights must not make refine() allocate gigabytes.
+    // Real models need less workspace than their weights; allow 16x plus 4M floats.
+    size_t weight_floats = 0;
+    for (const auto& kv : tensors) weight_floats += kv.second.data.size();
+    if (m.workspace_floats > 16 * weight_floats + (size_t{1} << 22))
+        throw WeightsError("implausible model sizes: a window would need " + std::to_string(m.workspace_floats) +
+                           " floats of workspace for " + std::to_string(weight_floats) + " weights");
 }
 
 void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
@@ -228,27 +238,53 @@ void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
     for (size_t i = 0; i < static_cast<size_t>(T) * P; ++i) out[i] += x[i];
 }
 
-void Model::refine(const float* keyframes, float* out, std::size_t batch) const {
+std::unique_ptr<std::vector<float>> Model::Impl::acquire_workspace() {
+    {
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        if (!pool.empty()) {
+            std::unique_ptr<std::vector<float>> ws = std::move(pool.back());
+            pool.pop_back();
+            return ws;
+        }
+    }
+    return std::make_unique<std::vector<float>>(workspace_floats);
+}
+
+void Model::Impl::release_workspace(std::unique_ptr<std::vector<float>> ws) {
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    pool.push_back(std::move(ws));
+}
+
+void Model::refine(const float* keyframes, float* out, std::size_t batch, int threads) const {
     if (batch == 0) return;
     if (!keyframes || !out) throw InputError("refine: null keyframes or output buffer");
-    const Config& c = impl_->config;
+    Impl& m = *impl_;
+    const Config& c = m.config;
     const size_t in_size = static_cast<size_t>(c.n_keyframes()) * c.P;
     const size_t out_size = static_cast<size_t>(c.T()) * c.P;
     for (size_t i = 0; i < batch * in_size; ++i)
         if (!std::isfinite(keyframes[i]))
             throw InputError("keyframes contain NaN or infinite values (window " + std::to_string(i / in_size) + ")");
-    std::unique_ptr<std::vector<float>> ws;
-    {
-        std::lock_guard<std::mutex> lock(impl_->pool_mutex);
-        if (!impl_->pool.empty()) {
-            ws = std::move(impl_->pool.back());
-            impl_->pool.pop_back();
-        }
+    if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const size_t workers = std::min(static_cast<size_t>(threads), batch);
+    // every worker's workspace is taken before any thread starts, so a failed allocation leaves nothing running
+    std::vector<std::unique_ptr<std::vector<float>>> spaces;
+    for (size_t w = 0; w < workers; ++w) spaces.push_back(m.acquire_workspace());
+    auto run = [&](size_t w) {  // windows [w*batch/workers, (w+1)*batch/workers): contiguous, balanced
+        for (size_t b = w * batch / workers; b < (w + 1) * batch / workers; ++b)
+            m.forward_window(keyframes + b * in_size, out + b * out_size, spaces[w]->data());
+    };
+    std::vector<std::thread> pool;
+    try {
+        for (size_t w = 1; w < workers; ++w) pool.emplace_back(run, w);
+    } catch (...) {
+        for (std::thread& t : pool) t.join();
+        for (auto& ws : spaces) m.release_workspace(std::move(ws));
+        throw;
     }
-    if (!ws) ws = std::make_unique<std::vector<float>>(impl_->workspace_floats);
-    for (size_t b = 0; b < batch; ++b) impl_->forward_window(keyframes + b * in_size, out + b * out_size, ws->data());
-    std::lock_guard<std::mutex> lock(impl_->pool_mutex);
-    impl_->pool.push_back(std::move(ws));
+    run(0);
+    for (std::thread& t : pool) t.join();
+    for (auto& ws : spaces) m.release_workspace(std::move(ws));
 }
 
 namespace {

@@ -200,6 +200,11 @@ void test_refine() {
     CHECK(msf_last_status() == MSF_OK && std::string(msf_last_error()).empty());
     test::close("msf_refine", out.data(), want, 0.0, test::kModelAtolOfMax);
     CHECK(msf_refine(model, nullptr, 0, nullptr, 0, 0) == MSF_OK);
+    for (int threads : {0, 2, 3, 8}) {  // split over threads: the same numbers, bit for bit
+        std::vector<float> split(out.size(), NAN);
+        CHECK(msf_refine_threads(model, in.data(), in.size(), split.data(), split.size(), batch, threads) == MSF_OK);
+        CHECK(split == out);
+    }
 
     // Every rejected call leaves out untouched.
     const std::vector<float> expected = out;

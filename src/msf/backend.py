@@ -25,7 +25,7 @@ class NumpyBackend:
 
     name = "numpy"
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, threads: int = 1):  # NumPy's BLAS has its own threads
         self._tensors = model.tensors
         self._config = model.config
 
@@ -42,15 +42,16 @@ class CppBackend:
 
     name = "cpp"
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, threads: int = 1):
         if _core is None:
             raise BackendError("the C++ backend is not available: msf._core was not built "
                                "(reinstall with `pip install .` and a C++17 compiler, or use backend='numpy')")
         self._model = _core.Model(dict(model.tensors))
+        self._threads = threads
 
     def forward(self, keyframes: np.ndarray) -> np.ndarray:
-        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32."""
-        return self._model.refine(keyframes)
+        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32, windows split over the threads."""
+        return self._model.refine(keyframes, self._threads)
 
 
 _BACKENDS = {"cpp": CppBackend, "numpy": NumpyBackend}
@@ -61,15 +62,17 @@ def available() -> list[str]:
     return [name for name in _BACKENDS if name != "cpp" or _core is not None]
 
 
-def create(model: Model, backend: str = "auto") -> CppBackend | NumpyBackend:
+def create(model: Model, backend: str = "auto", threads: int = 1) -> CppBackend | NumpyBackend:
     """backend: "cpp", "numpy", or "auto" (the MSF_BACKEND environment variable if set, else C++ when
-    built, else NumPy with a one-time warning)."""
+    built, else NumPy with a one-time warning). threads: C++ threads per call (0: one per core)."""
     global _warned_fallback
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise BackendError(f"threads must be an integer >= 0 (0: one per core), got {threads!r}")
     if backend == "auto":
         backend = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
     if backend == "auto":
         if _core is not None:
-            return CppBackend(model)
+            return CppBackend(model, threads)
         if not _warned_fallback:
             warnings.warn("msf: the C++ extension is not built; using the (slower) NumPy backend",
                           RuntimeWarning, stacklevel=3)
@@ -78,4 +81,4 @@ def create(model: Model, backend: str = "auto") -> CppBackend | NumpyBackend:
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend {backend!r}: choose 'auto', 'cpp' or 'numpy' "
                            f"(also for ${ENV_VAR})")
-    return _BACKENDS[backend](model)
+    return _BACKENDS[backend](model, threads)

@@ -27,16 +27,18 @@ class Refiner:
     releases the GIL; no state is shared between calls).
     """
 
-    def __init__(self, model: Model, backend: str = "auto"):
+    def __init__(self, model: Model, backend: str = "auto", threads: int = 1):
         self._model = model
-        self._backend = backends_.create(model, backend)
+        self._backend = backends_.create(model, backend, threads)
 
     @classmethod
-    def load(cls, source: str | os.PathLike | bytes, backend: str = "auto") -> "Refiner":
+    def load(cls, source: str | os.PathLike | bytes, backend: str = "auto", threads: int = 1) -> "Refiner":
         """source: a .safetensors path, the file's bytes, or a shipped model's name (see msf.models()).
-        backend: "auto", "cpp" or "numpy". Raises WeightsError for a missing or malformed file."""
+        backend: "auto", "cpp" or "numpy". threads: the C++ backend splits each batch of windows over this
+        many threads (0: one per core; results are identical for any count). Raises WeightsError for a
+        missing or malformed file."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return cls(Model.from_weights(weights.parse(source)), backend)
+            return cls(Model.from_weights(weights.parse(source)), backend, threads)
         path = Path(source)
         if not path.exists() and isinstance(source, str) and (MODELS_DIR / f"{source}.safetensors").exists():
             path = MODELS_DIR / f"{source}.safetensors"
@@ -44,7 +46,7 @@ class Refiner:
             shipped = ", ".join(models()) or "none in this installation"
             raise WeightsError(f"no weights file {os.fspath(source)!r} and no shipped model of that name "
                                f"(shipped models: {shipped})")
-        return cls(Model.from_weights(weights.read(path)), backend)
+        return cls(Model.from_weights(weights.read(path)), backend, threads)
 
     @property
     def config(self) -> Config:

@@ -1,8 +1,8 @@
 /* msf.h: C API of msf, MixSynthFormer keyframe pose refinement on the CPU in float32.
  *
  * Thread safety: a loaded msf_model is immutable. Any number of threads may call msf_refine and the
- * query functions on the same model at once; msf_refine runs on the calling thread, so calling it from
- * several threads is how to use several cores. msf_free must not overlap any other call on that model.
+ * query functions on the same model at once. msf_refine runs on the calling thread; msf_refine_threads
+ * splits one batch over several threads. msf_free must not overlap any other call on that model.
  * Errors are per thread: msf_last_status() and msf_last_error() describe the calling thread's most recent
  * load or refine call. No function exits or aborts the process.
  *
@@ -88,6 +88,10 @@ const char* msf_metadata(const msf_model* model, const char* key);
  * then out is not written. */
 int msf_refine(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out, size_t out_len,
                size_t batch);
+/* The same with the windows split over n_threads threads (<= 0: one per hardware thread); the results
+ * are identical to msf_refine's. */
+int msf_refine_threads(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out,
+                       size_t out_len, size_t batch, int n_threads);
 
 /* Status of the calling thread's most recent call to msf_load_file, msf_load_buffer or msf_refine. */
 int msf_last_status(void);

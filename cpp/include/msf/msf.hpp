@@ -1,7 +1,8 @@
 // msf: MixSynthFormer pose refinement on the CPU, float32, standard library only. C++ API; the C API is msf.h.
 //
 // Thread safety: a Model is immutable after construction; refine() may be called from any number of
-// threads at once (each call borrows its own workspace from a pool owned by the model).
+// threads at once (each call borrows its own workspace from a pool owned by the model). A moved-from
+// Model may only be assigned to or destroyed.
 //
 // Usage (errors are exceptions derived from msf::Error, see errors.hpp):
 //
@@ -57,7 +58,9 @@ public:
     const Config& config() const noexcept;
     const Metadata& metadata() const noexcept;
     // keyframes (batch, Q+1, P) -> out (batch, T, P), both C order. Throws InputError on non-finite input.
-    void refine(const float* keyframes, float* out, std::size_t batch) const;
+    // threads: windows are split over this many threads (<= 0: one per hardware thread); results do not
+    // depend on it.
+    void refine(const float* keyframes, float* out, std::size_t batch, int threads = 1) const;
     // The same with the buffers' lengths in floats, checked: they must be batch*(Q+1)*P and batch*T*P.
     void refine(const float* keyframes, std::size_t keyframes_len, float* out, std::size_t out_len,
                 std::size_t batch) const;

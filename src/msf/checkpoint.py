@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -28,12 +29,12 @@ import numpy as np
 from .errors import WeightsError
 
 MAX_TOTAL_BYTES = 2 << 30  # all members together, and all state-dict tensors together
-MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a real checkpoint is a few kB per parameter
+MAX_PICKLE_BYTES = 16 << 20  # data.pkl of a real checkpoint: ~100 bytes per tensor
 MAX_MEMBERS = 1 << 16
 
-_ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MAGIC = b"PK\x03\x04"
 # torch.save before 1.6: pickle protocol 2 of the long 0x1950a86a20f9469cfc6c, then more pickles
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 LEGACY_MESSAGE = "legacy (pre-1.6) torch.save format: re-save with torch>=1.6 or convert with torch installed"
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -92,20 +93,24 @@ class _Storage:
 
 
 class _Tensor(_Inert):
-    """A tensor as the pickle describes it: a strided view of `size` (elements) into a storage."""
+    """A tensor as the pickle describes it: a strided view of `size` (elements) into a storage, negated
+    when torch saved it with its lazy negation bit set."""
 
-    __slots__ = ("storage", "offset", "size", "stride")
+    __slots__ = ("storage", "offset", "size", "stride", "negated")
 
-    def __init__(self, storage, offset, size, stride):
+    def __init__(self, storage, offset, size, stride, metadata):
         if not isinstance(storage, _Storage):
             raise CheckpointError(f"a tensor is rebuilt from {type(storage).__name__}, not from a storage record")
         if not (_is_index(offset) and isinstance(size, tuple) and isinstance(stride, tuple)
                 and len(size) == len(stride) and all(map(_is_index, size + stride))):
             raise CheckpointError(f"a tensor has a malformed layout: offset {offset!r}, size {size!r}, "
                                   f"stride {stride!r} (expected non-negative integers, one stride per dim)")
-        numel = 1
+        numel, extent = 1, 1
         for s in size:
-            numel *= s
+            numel, extent = numel * s, extent * max(s, 1)
+        if extent > MAX_TOTAL_BYTES or any(st > MAX_TOTAL_BYTES for st in stride):
+            raise CheckpointError(f"a tensor of size {list(size)}, stride {list(stride)} spans more than "
+                                  f"{MAX_TOTAL_BYTES} elements: no checkpoint msf reads is that large")
         if numel:  # the last element it reads must lie inside the storage
             last = offset + sum((n - 1) * st for n, st in zip(size, stride))
             if last >= storage.numel:
@@ -115,7 +120,12 @@ class _Tensor(_Inert):
         elif offset > storage.numel:
             raise CheckpointError(f"an empty tensor starts at offset {offset}, past storage {storage.key!r} "
                                   f"({storage.numel} elements)")
+        # torch.save records the conjugate and negative view bits here; a real tensor can only be negated
+        if metadata is not None and not (isinstance(metadata, dict) and set(metadata) <= {"neg", "conj"}
+                                         and not metadata.get("conj")):
+            raise CheckpointError(f"unsupported tensor metadata {metadata!r:.100} (msf reads the 'neg' bit only)")
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+        self.negated = bool(metadata and metadata.get("neg"))
 
     @property
     def nbytes(self) -> int:
@@ -175,7 +185,7 @@ class _ScalarDType(_Inert):
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
-    return _Tensor(storage, offset, size, stride)
+    return _Tensor(storage, offset, size, stride, metadata)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None):
@@ -196,7 +206,8 @@ def _numpy_scalar(dtype, data):
 def _latin1(text, encoding):
     # protocol 2 has no bytes opcode: bytes are pickled as _codecs.encode(str, "latin1")
     if not isinstance(text, str) or encoding != "latin1":
-        raise CheckpointError(f"the pickle calls _codecs.encode with {encoding!r}; only bytes as latin1 are allowed")
+        raise CheckpointError(f"the pickle calls _codecs.encode with {encoding!r}; only bytes as latin1 are "
+                              f"allowed")
     return text.encode("latin1")
 
 
@@ -219,7 +230,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "scalar"): _Function("numpy.core.multiarray.scalar", _numpy_scalar),
     ("numpy._core.multiarray", "scalar"): _Function("numpy._core.multiarray.scalar", _numpy_scalar),
     **{(module, "set"): _Function("builtins.set", _set) for module in ("builtins", "__builtin__")},
-    **{(module, "frozenset"): _Function("builtins.frozenset", _frozenset) for module in ("builtins", "__builtin__")},
+    **{(module, "frozenset"): _Function("builtins.frozenset", _frozenset)
+       for module in ("builtins", "__builtin__")},
     **{("torch", name): _StorageType(name) for name in _STORAGE_TYPES},
 }
 
@@ -255,10 +267,27 @@ class _Unpickler(pickle.Unpickler):
             return known
         size = self._archive.size(f"data/{key}")
         if size != numel * stype.itemsize:
-            raise CheckpointError(f"storage {key!r} declares {numel} elements of {stype} ({numel * stype.itemsize} "
-                                  f"bytes) but its archive member has {size} bytes")
+            raise CheckpointError(f"storage {key!r} declares {numel} elements of {stype} "
+                                  f"({numel * stype.itemsize} bytes) but its archive member has {size} bytes")
         self._storages[key] = storage = _Storage(key, stype, numel)
         return storage
+
+
+def _prescan(data: bytes) -> None:
+    """Walks the opcodes without executing them. The C unpickler sizes its memo by the largest index a
+    PUT names and allocates counted strings before reading them, so a few forged bytes could demand
+    gigabytes. Here every length is checked against the data, and memo indices against the number of
+    opcodes before them (picklers number memo entries 0, 1, 2, ...)."""
+    try:
+        for count, (opcode, arg, _) in enumerate(pickletools.genops(data)):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (isinstance(arg, int)
+                                                                        and 0 <= arg <= count):
+                raise CheckpointError(f"the pickle's opcode {count} stores memo entry {arg!r}: forged or "
+                                      f"corrupted")
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, OverflowError, UnicodeError) as e:
+        raise CheckpointError(f"malformed pickle: {e}") from None
 
 
 class _Archive:
@@ -276,7 +305,6 @@ class _Archive:
             raise CheckpointError(f"the zip archive has {len(infos)} members, over the cap of {MAX_MEMBERS}")
         self.prefix = infos[0].filename.split("/", 1)[0]
         self._members: dict[str, zipfile.ZipInfo] = {}
-        total = 0
         for info in infos:
             name = info.filename
             if not name.startswith(self.prefix + "/"):
@@ -285,6 +313,15 @@ class _Archive:
             rel = name[len(self.prefix) + 1:]
             if rel in self._members:
                 raise CheckpointError(f"member {name!r} appears twice in the archive")
+            self._members[rel] = info
+        if "constants.pkl" in self._members or any(rel.startswith("code/") for rel in self._members):
+            raise CheckpointError("this is a TorchScript archive (torch.jit.save), not a checkpoint: msf reads "
+                                  "state dicts; save one with torch.save(model.state_dict(), path)")
+        if "data.pkl" not in self._members:
+            raise CheckpointError(f"the archive has no {self.prefix}/data.pkl: not a torch.save checkpoint")
+        total = 0
+        for info in infos:
+            name = info.filename
             if info.compress_type != zipfile.ZIP_STORED:
                 raise CheckpointError(f"member {name!r} is compressed (method {info.compress_type}); torch.save "
                                       f"stores members uncompressed, and compressed ones are refused (zip bombs)")
@@ -294,15 +331,9 @@ class _Archive:
                 raise CheckpointError(f"member {name!r} declares {info.file_size} bytes at offset "
                                       f"{info.header_offset}, beyond the {file_size}-byte file")
             total += info.file_size
-            self._members[rel] = info
         if total > min(file_size, MAX_TOTAL_BYTES):
             raise CheckpointError(f"the archive's members declare {total} bytes in all, more than the file "
                                   f"({file_size} bytes) or the {MAX_TOTAL_BYTES}-byte cap allows")
-        if "constants.pkl" in self._members or any(rel.startswith("code/") for rel in self._members):
-            raise CheckpointError("this is a TorchScript archive (torch.jit.save), not a checkpoint: msf reads "
-                                  "state dicts; save one with torch.save(model.state_dict(), path)")
-        if "data.pkl" not in self._members:
-            raise CheckpointError(f"the archive has no {self.prefix}/data.pkl: not a torch.save checkpoint")
 
     def size(self, rel: str) -> int:
         if rel not in self._members:
@@ -347,7 +378,7 @@ def _materialise(tensor: _Tensor, archive: _Archive, order: str, cache: dict) ->
     flat = cache[storage.key]
     view = np.lib.stride_tricks.as_strided(flat[tensor.offset:], shape=tensor.size,
                                            strides=[s * flat.itemsize for s in tensor.stride], writeable=False)
-    return np.array(view, order="C")
+    return np.negative(view, order="C") if tensor.negated else np.array(view, order="C")
 
 
 def _state_dict(obj, is_tensor=lambda v: isinstance(v, _Tensor),
@@ -399,11 +430,11 @@ class Checkpoint:
 
 def _sniff(head: bytes) -> None:
     """Refuses, by their first bytes, files that are not zip archives, naming what they are."""
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         return
     if not head:
         raise CheckpointError("the file is empty")
-    if head.startswith(_LEGACY_MAGIC) or head[257:262] == b"ustar":
+    if head.startswith(LEGACY_MAGIC) or head[257:262] == b"ustar":
         raise LegacyFormatError(LEGACY_MESSAGE)
     if head[:1] == b"\x80":
         raise CheckpointError("a bare pickle, not a torch.save zip archive: msf never unpickles such files "
@@ -412,7 +443,7 @@ def _sniff(head: bytes) -> None:
         raise CheckpointError("this is already a safetensors file: load it with msf.Refiner.load, no "
                               "conversion needed")
     raise CheckpointError(f"not a PyTorch checkpoint: a torch.save file is a zip archive starting with "
-                          f"{_ZIP_MAGIC!r}, this one starts with {head[:8]!r}")
+                          f"{ZIP_MAGIC!r}, this one starts with {head[:8]!r}")
 
 
 def load_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview) -> Checkpoint:
@@ -441,7 +472,9 @@ def _load(file: BinaryIO, file_size: int) -> Checkpoint:
     _sniff(file.read(512))
     file.seek(0)
     archive = _Archive(file, file_size)
-    unpickler = _Unpickler(archive.read("data.pkl", limit=MAX_PICKLE_BYTES), archive)
+    pickled = archive.read("data.pkl", limit=MAX_PICKLE_BYTES)
+    _prescan(pickled)
+    unpickler = _Unpickler(pickled, archive)
     try:
         obj = unpickler.load()
     except CheckpointError:
@@ -450,9 +483,12 @@ def _load(file: BinaryIO, file_size: int) -> Checkpoint:
             OverflowError, RecursionError, UnicodeError) as e:
         raise CheckpointError(f"malformed pickle in {archive.prefix}/data.pkl: {type(e).__name__}: {e}") from None
     tensors = _state_dict(obj)
+    # Views can repeat storage elements (stride 0, shared storages): bound what they expand to by the file.
     total = sum(t.nbytes for t in tensors.values())
-    if total > MAX_TOTAL_BYTES:
-        raise CheckpointError(f"the state dict's tensors hold {total} bytes, over the cap of {MAX_TOTAL_BYTES}")
+    if total > min(file_size, MAX_TOTAL_BYTES):
+        raise CheckpointError(f"the state dict's tensors hold {total} bytes, more than the {file_size}-byte file "
+                              f"stores or the {MAX_TOTAL_BYTES}-byte cap allows (broadcast or shared views?): "
+                              f"save contiguous tensors, e.g. {{k: v.clone() for k, v in state_dict.items()}}")
     order, cache = archive.byteorder(), {}
     state = {name: _materialise(t, archive, order, cache) for name, t in tensors.items()}
     return Checkpoint(state, _fields(obj))

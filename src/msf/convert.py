@@ -4,23 +4,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Sequence
 
 from . import pose as pose_, weights
-from .checkpoint import (LEGACY_MESSAGE, Checkpoint, CheckpointError, LegacyFormatError, load_checkpoint,
-                         read_legacy_with_torch)
+from .checkpoint import (LEGACY_MAGIC, LEGACY_MESSAGE, ZIP_MAGIC, Checkpoint, CheckpointError,
+                         LegacyFormatError, load_checkpoint, read_legacy_with_torch)
 from .config import Config
 from .errors import InputError, WeightsError
 from .model import FORMAT, FORMAT_VERSION, Model
 
-CONVERTER = "msf.convert 0.1.0"
-
-Source = str | os.PathLike | bytes | bytearray | memoryview
+CheckpointSource = str | os.PathLike | bytes | bytearray | memoryview
 
 
-def _read(checkpoint: Source) -> Checkpoint:
+def _read(checkpoint: CheckpointSource) -> Checkpoint:
     """Our restricted reader; for pre-1.6 files, torch.load(weights_only=True) when torch is installed.
     Errors name the file."""
     try:
@@ -34,11 +32,13 @@ def _read(checkpoint: Source) -> Checkpoint:
         raise type(e)(f"{_name(checkpoint)}: {e}") from None
 
 
-def _name(checkpoint: Source) -> str:
+def _name(checkpoint: CheckpointSource) -> str:
     return "<bytes>" if isinstance(checkpoint, (bytes, bytearray, memoryview)) else os.fspath(checkpoint)
 
 
-def _provenance(checkpoint: Source, fields: dict, description: str | None) -> dict:
+def _provenance(checkpoint: CheckpointSource, fields: dict, description: str | None) -> dict:
+    from . import __version__  # here, not at import: msf/__init__ may import this module first
+
     digest, size = hashlib.sha256(), 0
     if isinstance(checkpoint, (bytes, bytearray, memoryview)):
         digest.update(checkpoint)
@@ -49,8 +49,8 @@ def _provenance(checkpoint: Source, fields: dict, description: str | None) -> di
                 digest.update(chunk)
                 size += len(chunk)
     # the file's name but not its directory: the output does not depend on where it was converted
-    provenance = {"converter": CONVERTER, "checkpoint": Path(_name(checkpoint)).name, "bytes": size,
-                  "sha256": digest.hexdigest()}
+    provenance = {"converter": f"msf {__version__} convert", "checkpoint": Path(_name(checkpoint)).name,
+                  "bytes": size, "sha256": digest.hexdigest()}
     if fields:
         provenance["fields"] = fields
     if description:
@@ -58,7 +58,7 @@ def _provenance(checkpoint: Source, fields: dict, description: str | None) -> di
     return provenance
 
 
-def convert(checkpoint: Source, output: str | os.PathLike, *, skeleton: str | None = None,
+def convert(checkpoint: CheckpointSource, output: str | os.PathLike, *, skeleton: str | None = None,
             dims: int | None = None, units: str | None = None, root_joints: Sequence[int | str] | None = None,
             image_normalised: bool | None = None, source: str | None = None) -> Model:
     """Converts a torch.save checkpoint (trainer checkpoint or bare state dict; path or bytes) to an msf
@@ -83,9 +83,9 @@ def convert(checkpoint: Source, output: str | os.PathLike, *, skeleton: str | No
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_json(),
                 "pose": json.dumps(pose), "source": json.dumps(_provenance(checkpoint, ckpt.fields, source))}
     model = Model.from_tensors(ckpt.state_dict, metadata)  # drops the unused value_reduce tensors
-    directory = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".msf-", suffix=".safetensors.tmp", dir=directory)
-    os.close(fd)
+    # written beside the output, then renamed over it: a failure never leaves a partial file there
+    out = os.path.abspath(output)
+    tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{uuid.uuid4().hex}.tmp")
     try:
         weights.write(tmp, model.tensors, metadata)
         os.replace(tmp, output)
@@ -114,8 +114,8 @@ def flops_per_window(c: Config) -> int:
 def _load_any(path: str | os.PathLike) -> tuple[Model, str]:
     """A weight file, or a checkpoint described as it would convert with the default pose."""
     with open(path, "rb") as f:
-        head = f.read(4)
-    if not head.startswith((b"PK", b"\x80")):
+        head = f.read(len(LEGACY_MAGIC))
+    if not head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
         return Model.from_weights(weights.read(path)), "msf weights"
     state = _read(path).state_dict
     config = Config.from_shapes({k: v.shape for k, v in state.items()})

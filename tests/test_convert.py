@@ -1,0 +1,372 @@
+"""Checkpoint conversion (msf.convert), pose conventions (msf.pose) and `msf info`'s description.
+
+The contract: an official checkpoint converted without torch loads with Refiner.load and reproduces the
+official (torch, float64) model within MODEL_ATOL_OF_MAX x max |output|.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import msf
+from conftest import OFFICIAL, official_config, random_state_dict
+from msf import pose, weights
+from msf.checkpoint import CheckpointError
+from msf.config import Config
+from msf.convert import convert, describe, flops_per_window
+from msf.errors import InputError, WeightsError
+from test_checkpoint import archive, op_dict, op_int, op_tensor
+from tolerances import MODEL_ATOL_OF_MAX, assert_close
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+NO_TORCH = "import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
+
+
+@pytest.fixture(scope="module")
+def torch():
+    torch = pytest.importorskip("torch")
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return torch
+
+
+def torchless_checkpoint(state: dict, **extra) -> bytes:
+    """A torch.save-format trainer checkpoint of NumPy float32/float64 arrays, written without torch."""
+    storages, entries = {}, {}
+    for i, (name, array) in enumerate(state.items()):
+        array = np.ascontiguousarray(array)
+        kind = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage"}[array.dtype]
+        storages[str(i)] = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        strides = tuple(s // array.itemsize for s in array.strides)
+        entries[name] = op_tensor(str(i), array.size, 0, array.shape, strides, kind)
+    return archive(b"\x80\x02" + op_dict({**extra, "state_dict": op_dict(entries)}) + b".", storages)
+
+
+def save_trainer_checkpoint(torch, model, path, *, parallel=False):
+    """What the official trainer writes: epoch, state_dict (DataParallel-prefixed when trained on GPUs),
+    performance and the optimizer state after a step."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    q1, p = model.l_interp.weight.shape[1], model.encoder_emb.weight.shape[1]
+    model.train()
+    model.forward_keyframes(torch.randn(2, q1, p, dtype=model.fc.weight.dtype)).abs().mean().backward()
+    opt.step()
+    model.eval()
+    state = torch.nn.DataParallel(model).state_dict() if parallel else model.state_dict()
+    torch.save({"epoch": 12, "state_dict": state, "performance": 48.5, "optimizer": opt.state_dict()}, path)
+
+
+# name: (official config, (reduce_token, reduce_channel), parameter dtype, saved through nn.DataParallel)
+VARIANTS = {**{name: (name, (4, 1), "float64", False) for name in OFFICIAL},
+            "h36m_rt1": ("h36m", (1, 1), "float64", False), "aist_rt1_rc8": ("aist", (1, 8), "float64", False),
+            "pw3d_parallel": ("pw3d", (4, 1), "float64", True), "jhmdb_float32": ("jhmdb", (4, 1), "float32", False)}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def official_checkpoint(request, torch, tmp_path_factory):
+    """(variant, torch model in float64, checkpoint path, config)."""
+    from torch_model import random_model
+    name = request.param
+    base, reduce, dtype, parallel = VARIANTS[name]
+    model = random_model(*OFFICIAL[base], *reduce, seed=len(name), dtype=getattr(torch, dtype))
+    path = tmp_path_factory.mktemp("ckpt") / f"{name}.pth.tar"
+    save_trainer_checkpoint(torch, model, path, parallel=parallel)
+    return name, model.double(), path, official_config(*OFFICIAL[base], *reduce)
+
+
+def test_converted_official_checkpoint_reproduces_the_torch_model(official_checkpoint, backend, tmp_path, torch):
+    name, model, path, config = official_checkpoint
+    out = tmp_path / "model.safetensors"
+    convert(path, out)
+    refiner = msf.Refiner.load(out, backend=backend)
+    assert refiner.config == config
+    frames = torch.from_numpy(np.random.default_rng(1).standard_normal((6, config.T, config.P)) * 100)
+    with torch.no_grad():
+        expected = model(frames).numpy()
+    assert_close(refiner.refine(frames.numpy()[:, ::config.K]), expected, atol_of_max=MODEL_ATOL_OF_MAX,
+                 what=f"converted {name} ({backend}) vs torch")
+
+
+def test_file_holds_the_checkpoint_weights_and_metadata(official_checkpoint, torch, tmp_path):
+    name, _, path, config = official_checkpoint
+    out = tmp_path / "model.safetensors"
+    convert(path, out, source="unit test")
+    loaded = weights.read(out)
+    state = {k.removeprefix("module."): v for k, v in
+             torch.load(path, weights_only=True)["state_dict"].items()}
+    assert list(loaded.tensors) == list(config.expected_shapes())  # unused value_reduce dropped
+    for k, v in loaded.tensors.items():
+        assert v.tobytes() == state[k].float().numpy().tobytes(), k
+    meta = loaded.metadata
+    assert (meta["format"], meta["format_version"]) == ("msf", "1")
+    assert meta["config"] == config.to_json()
+    assert json.loads(meta["pose"]) == pose.convention(config.P)
+    source = json.loads(meta["source"])
+    assert source["checkpoint"] == path.name and source["bytes"] == path.stat().st_size
+    assert source["fields"] == {"epoch": 12, "performance": 48.5} and source["description"] == "unit test"
+    assert len(source["sha256"]) == 64
+
+
+def run_without_torch(code: str, *args: str) -> subprocess.CompletedProcess:
+    script = NO_TORCH + code + "\nassert sys.modules['torch'] is None, 'torch got imported'\n"
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_conversion_without_torch_is_bit_identical(official_checkpoint, torch, tmp_path):
+    _, _, path, _ = official_checkpoint
+    here, there, tool = (tmp_path / f"{name}.safetensors" for name in ("here", "there", "tool"))
+    convert(path, here)
+    result = run_without_torch("from msf.convert import convert; convert(sys.argv[1], sys.argv[2])",
+                               str(path), str(there))
+    assert result.returncode == 0, result.stderr
+    assert there.read_bytes() == here.read_bytes()
+    result = run_without_torch(f"import runpy; sys.argv = [{str(TOOLS / 'convert_weights.py')!r}] + sys.argv[1:]\n"
+                               f"try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+                               f"except SystemExit as e:\n    assert not e.code, e.code",
+                               str(path), "-o", str(tool))
+    assert result.returncode == 0, result.stderr
+    assert tool.read_bytes() == here.read_bytes()
+    # and every tensor is torch's own float32 rounding of the checkpoint's parameter
+    state = torch.load(path, weights_only=True)["state_dict"]
+    for k, v in weights.read(there).tensors.items():
+        assert v.tobytes() == state.get(k, state.get("module." + k)).float().numpy().tobytes(), k
+
+
+def test_legacy_checkpoint_needs_torch(torch, tmp_path):
+    from torch_model import random_model
+    model = random_model(*OFFICIAL["pw3d"])
+    legacy = tmp_path / "legacy.pth.tar"
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    out = tmp_path / "out.safetensors"
+    result = run_without_torch("from msf.cli import main\nsys.exit(main(['convert', *sys.argv[1:]]))",
+                               str(legacy), "-o", str(out))
+    assert result.returncode == 1 and not out.exists()
+    assert ("legacy (pre-1.6) torch.save format: re-save with torch>=1.6 or convert with torch installed"
+            in result.stderr)
+    convert(legacy, out)  # with torch: read by torch.load(weights_only=True)
+    for k, v in weights.read(out).tensors.items():
+        assert v.tobytes() == model.state_dict()[k].float().numpy().tobytes()
+    assert json.loads(weights.read(out).metadata["source"])["fields"] == {"epoch": 3}
+
+
+def test_bare_state_dict_with_module_prefix_without_torch(tmp_path, backend):
+    config = official_config(*OFFICIAL["jhmdb"])
+    state = random_state_dict(config, seed=2)
+    data = torchless_checkpoint({"module." + k: v for k, v in state.items()}, epoch=op_int(5))
+    out = tmp_path / "m.safetensors"
+    model = convert(data, out)
+    assert model.config == config and model.pose["skeleton"] == "jhmdb15"
+    keyframes = np.random.default_rng(3).standard_normal((4, config.n_keyframes, config.P))
+    expected = msf.Refiner(msf.Model.from_tensors(state), "numpy").refine(keyframes)
+    np.testing.assert_array_equal(msf.Refiner.load(out, "numpy").refine(keyframes), expected)
+    source = json.loads(msf.Refiner.load(out).metadata["source"])
+    assert source["checkpoint"] == "<bytes>" and source["fields"] == {"epoch": 5}
+
+
+@pytest.fixture
+def h36m_state():
+    return random_state_dict(official_config(*OFFICIAL["h36m"]), seed=4)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.pop("fc.bias"), r"missing tensors: fc\.bias"),
+    (lambda s: s.pop("encoder.layers.3.norm2.weight"), r"missing tensors: encoder\.layers\.3\.norm2\.weight"),
+    (lambda s: s.update({"extra.weight": np.zeros((2, 2))}), r"unexpected tensors: extra\.weight"),
+    (lambda s: s.update({"fc.weight": np.zeros((50, 64))}), r"fc\.weight: \[50, 64\] \(expected \[51, 64\]\)"),
+    (lambda s: s.update({"encoder.layers.1.ff.fc1.weight": np.zeros((96, 64))}),
+     "disagree with the inferred config"),
+    (lambda s: s.pop("l_interp.weight"), "missing tensor 'l_interp.weight'"),
+    (lambda s: s.update({"norm.weight": np.full(64, np.inf)}), "NaN or infinite"),
+])
+def test_inconsistent_state_dicts_refused_and_nothing_written(h36m_state, tmp_path, edit, message):
+    edit(h36m_state)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(WeightsError, match=message):
+        convert(torchless_checkpoint(h36m_state), out)
+    assert os.listdir(tmp_path) == []  # no output and no temporary file left behind
+
+
+def test_refusals_name_the_file(tmp_path):
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"\x80\x02}q\x00.")
+    with pytest.raises(CheckpointError, match=r"bad\.pth\.tar: a bare pickle"):
+        convert(bad, tmp_path / "out.safetensors")
+    with pytest.raises(CheckpointError, match=r"missing\.pth: cannot read checkpoint"):
+        convert(tmp_path / "missing.pth", tmp_path / "out.safetensors")
+
+
+def test_output_may_not_overwrite_the_checkpoint(h36m_state, tmp_path):
+    path = tmp_path / "ck.pth.tar"
+    path.write_bytes(torchless_checkpoint(h36m_state))
+    with pytest.raises(InputError, match="is the checkpoint itself"):
+        convert(path, path)
+    assert path.read_bytes() == torchless_checkpoint(h36m_state)
+
+
+def test_existing_output_is_replaced(h36m_state, tmp_path):
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"old")
+    convert(torchless_checkpoint(h36m_state), out)
+    assert msf.Refiner.load(out).config.P == 51 and sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+
+
+def test_pose_options_reach_the_file(tmp_path):
+    state = random_state_dict(official_config(10, 5, 48, 32, 2), seed=5)
+    data = torchless_checkpoint(state)
+    with pytest.raises(InputError, match="P = 48 is not an official configuration.*--skeleton"):
+        convert(data, tmp_path / "a.safetensors")
+    model = convert(data, tmp_path / "a.safetensors", skeleton="generic", dims=3, root_joints=[0])
+    assert model.pose_shape == (16, 3) and model.pose["root_joints"] == [0]
+    assert msf.Refiner.load(tmp_path / "a.safetensors").refine(np.zeros((6, 16, 3))).shape == (51, 16, 3)
+
+
+# --- pose conventions ----------------------------------------------------------------------------------
+
+def test_official_pose_defaults():
+    h36m = pose.convention(51)
+    assert h36m == {"skeleton": "h36m17", "joints": list(pose.SKELETONS["h36m17"].joints),
+                    "parents": [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15], "dims": 3, "units": "mm",
+                    "root_relative": True, "root_joints": [0], "image_normalised": False}
+    assert h36m["joints"][:4] == ["pelvis", "right_hip", "right_knee", "right_ankle"]
+    assert h36m["joints"][-1] == "right_wrist" and len(h36m["joints"]) == 17
+    jhmdb = pose.convention(30)
+    assert (jhmdb["skeleton"], jhmdb["dims"], jhmdb["units"], jhmdb["image_normalised"], jhmdb["root_relative"]) \
+        == ("jhmdb15", 2, "normalised", True, False)
+    lsp = pose.convention(42)
+    assert (lsp["skeleton"], lsp["dims"], lsp["units"], lsp["root_joints"]) == ("lsp14", 3, "mm", [2, 3])
+    assert [lsp["joints"][j] for j in lsp["root_joints"]] == ["right_hip", "left_hip"]
+    smpl = pose.convention(144)
+    assert (smpl["skeleton"], len(smpl["joints"]), smpl["dims"], smpl["units"], smpl["root_relative"]) \
+        == ("smpl24-6d", 24, 6, "6d", False)
+
+
+@pytest.mark.parametrize("name", list(pose.SKELETONS))
+def test_skeleton_tables_are_trees(name):
+    s = pose.SKELETONS[name]
+    assert len(set(s.joints)) == len(s.joints) and len(s.parents) == len(s.joints)
+    assert s.parents.count(-1) == 1
+    for j in range(len(s.joints)):  # every joint reaches the root without a cycle
+        seen = set()
+        while j != -1:
+            assert j not in seen and 0 <= j < len(s.joints)
+            seen.add(j)
+            j = s.parents[j]
+
+
+@pytest.mark.parametrize("P, options, expected", [
+    (51, dict(units="m"), {"units": "m", "root_joints": [0]}),
+    (51, dict(root_joints=[]), {"root_relative": False, "root_joints": []}),
+    (51, dict(root_joints=["left_hip", "right_hip"]), {"root_joints": [4, 1]}),
+    (42, dict(skeleton="pw3d14", root_joints=["12"]), {"skeleton": "lsp14", "root_joints": [12]}),
+    (34, dict(skeleton="h36m17"), {"dims": 2, "units": "px", "image_normalised": False, "root_relative": False}),
+    (34, dict(skeleton="h36m17", image_normalised=True), {"units": "normalised", "image_normalised": True}),
+    (30, dict(units="px"), {"units": "px", "image_normalised": False}),
+    (30, dict(image_normalised=False), {"units": "px"}),
+    (45, dict(skeleton="jhmdb15"), {"dims": 3, "units": "mm", "root_relative": False}),
+    (20, dict(skeleton="generic", dims=2), {"joints": [f"joint_{j}" for j in range(10)], "units": "px"}),
+])
+def test_pose_options(P, options, expected):
+    got = pose.convention(P, **options)
+    assert {k: got[k] for k in expected} == expected
+    assert len(got["joints"]) * got["dims"] == P
+
+
+@pytest.mark.parametrize("P, options, message", [
+    (48, {}, "P = 48 is not an official configuration"),
+    (48, dict(skeleton="generic"), "needs --dims"),
+    (48, dict(skeleton="generic", dims=5), "--dims 5 does not divide"),
+    (30, dict(skeleton="h36m17"), "17 joints, which does not divide P = 30"),
+    (51, dict(dims=2), "--dims 2 disagrees with P = 51 = 17 joints"),
+    (51, dict(skeleton="coco"), "unknown skeleton 'coco'"),
+    (51, dict(units="px"), "units 'px' do not fit 3D values: choose mm or m"),
+    (51, dict(image_normalised=True), "2D poses only"),
+    (30, dict(units="px", image_normalised=True), "contradict image_normalised=True"),
+    (51, dict(root_joints=[17]), "index 17 is out of range for 17 joints"),
+    (51, dict(root_joints=["hips"]), "root joint 'hips' is not a joint"),
+    (51, dict(root_joints=[0, "pelvis"]), "repeat a joint"),
+])
+def test_pose_option_errors(P, options, message):
+    with pytest.raises(InputError, match=message):
+        pose.convention(P, **options)
+
+
+def test_pose_summary():
+    assert pose.summary(pose.convention(51)) == "h36m17: 17 joints x 3D, mm, root-relative at pelvis"
+    assert pose.summary(pose.convention(42)) == \
+        "lsp14: 14 joints x 3D, mm, root-relative at the mean of right_hip and left_hip"
+    assert pose.summary(pose.convention(30)) == \
+        "jhmdb15: 15 joints x 2D, normalised, divided by the image (width, height)"
+    assert pose.summary({}) == "not stated in the file"
+
+
+# --- safetensors package round trip --------------------------------------------------------------------
+
+def test_files_we_write_load_in_safetensors(h36m_state, tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    from safetensors import safe_open
+    out = tmp_path / "m.safetensors"
+    model = convert(torchless_checkpoint(h36m_state), out)
+    theirs = st.load_file(str(out))
+    assert list(theirs) == list(model.tensors)
+    for k, v in theirs.items():
+        assert v.dtype == np.float32 and v.tobytes() == model.tensors[k].tobytes()
+    with safe_open(str(out), framework="numpy") as f:
+        assert f.metadata() == dict(model.metadata)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_files_safetensors_writes_load_here(h36m_state, tmp_path, dtype, backend):
+    st = pytest.importorskip("safetensors.numpy")
+    ours = tmp_path / "ours.safetensors"
+    model = convert(torchless_checkpoint(h36m_state), ours)
+    theirs = tmp_path / "theirs.safetensors"
+    st.save_file({k: v.astype(dtype) for k, v in model.tensors.items()}, str(theirs),
+                 metadata=dict(model.metadata))
+    a, b = msf.Refiner.load(ours, backend), msf.Refiner.load(theirs, backend)
+    assert b.pose == a.pose and b.config == a.config
+    keyframes = np.random.default_rng(6).standard_normal((3, 11, 17, 3))
+    np.testing.assert_array_equal(b.refine(keyframes), a.refine(keyframes))
+
+
+# --- msf info ------------------------------------------------------------------------------------------
+
+def test_describe(h36m_state, tmp_path):
+    out = tmp_path / "m.safetensors"
+    model = convert(torchless_checkpoint(h36m_state), out)
+    text = describe(out)
+    c = model.config
+    assert "K=10 Q=10 P=51 C=64 L=4" in text and "T = K*Q+1 = 101 frames" in text
+    assert "h36m17: 17 joints x 3D, mm, root-relative at pelvis" in text
+    assert f"parameters   {sum(v.size for v in model.tensors.values()):,}" in text
+    assert f"FLOPs/window {flops_per_window(c):,}" in text and "2 [T(Q+1)P + 2TPC" in text
+    assert '"sha256"' in text
+    ckpt = tmp_path / "ck.pth.tar"
+    ckpt.write_bytes(torchless_checkpoint(h36m_state))
+    assert "PyTorch checkpoint (not converted" in describe(ckpt) and "h36m17" in describe(ckpt)
+
+
+def test_flops_formula_matches_torch_flop_counter(torch):
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch_model import random_model
+    for name, dims in OFFICIAL.items():
+        for reduce in [(4, 1), (1, 1), (4, 8)]:
+            model = random_model(*dims, *reduce)
+            config = official_config(*dims, *reduce)
+            with FlopCounterMode(display=False) as counter:
+                model.forward_keyframes(torch.zeros(1, config.n_keyframes, config.P, dtype=torch.float64))
+            assert counter.get_total_flops() == flops_per_window(config), (name, reduce)
+
+
+def test_flops_of_h36m_by_hand():
+    c = Config(K=10, Q=10, P=51, C=64, L=4, ffn_hidden=128, d_t=25, d_c=64, se_t=25, se_c=16, reweight_hidden=25)
+    T = 101
+    token = T * 64 * 25 * 3 + 2 * T * 25  # d_t = 25 < T: dense, value and A V all count
+    channel = 64 * T * 64 * 2 + 2 * 64 * 16  # d_c = C: no value projection
+    block = token + channel + 3 * T * 25 + T * 64 * 64 + 2 * T * 64 * 128
+    assert flops_per_window(c) == 2 * (T * 11 * 51 + 2 * T * 51 * 64 + 4 * block) == 28_594_738

@@ -36,135 +36,102 @@ void gemm_portable(float* out, const float* a, const float* b, const float* col_
 
 #ifdef MSF_X86_DISPATCH
 
-template <bool FULL>
-__attribute__((target("avx2,fma"))) inline __m256 load_avx2(const float* p, __m256i mask) {
-    return FULL ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
-}
+// The micro-kernels keep their accumulators in named variables: with an array GCC stores every
+// accumulator back to the stack on each k. A tile's rows beyond `rows` re-read row 0 (valid memory) and
+// are never stored, so one kernel serves the last, partial row block.
+#define MSF_ROW_POINTERS(R)                                                                    \
+    const float* a##R = a + static_cast<size_t>(rows > R ? R : 0) * K;
 
-// A tile of R rows x 16 columns held in 2R ymm accumulators; `width` < 16 columns use masked loads/stores.
-template <int R, bool FULL>
-__attribute__((target("avx2,fma"))) inline void tile_avx2(float* out, const float* a, const float* b,
-                                                           const float* col_bias, const float* row_bias,
-                                                           int K, int N, int width) {
+// out[rows <= 6, width <= 16] = a (rows, K) @ b (K, N)[:, :width] + biases, in 12 ymm accumulators.
+__attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, const float* b, const float* col_bias,
+                                                   const float* row_bias, int rows, int K, int N, int width) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
-    const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width - 8), lane);
-    __m256 acc[R][2];
-    const __m256 cb0 = col_bias ? load_avx2<FULL>(col_bias, mask0) : _mm256_setzero_ps();
-    const __m256 cb1 = col_bias ? load_avx2<FULL>(col_bias + 8, mask1) : _mm256_setzero_ps();
-    for (int r = 0; r < R; ++r) {
-        const __m256 rb = _mm256_set1_ps(row_bias ? row_bias[r] : 0.0f);
-        acc[r][0] = _mm256_add_ps(cb0, rb);
-        acc[r][1] = _mm256_add_ps(cb1, rb);
-    }
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width - 8), lane);
+    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
+    MSF_ROW_POINTERS(5)
+    const __m256 cb0 = col_bias ? _mm256_maskload_ps(col_bias, m0) : _mm256_setzero_ps();
+    const __m256 cb1 = col_bias ? _mm256_maskload_ps(col_bias + 8, m1) : _mm256_setzero_ps();
+#define MSF_INIT(R)                                                                             \
+    const __m256 rb##R = _mm256_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
+    __m256 c##R##0 = _mm256_add_ps(cb0, rb##R), c##R##1 = _mm256_add_ps(cb1, rb##R);
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5)
+#undef MSF_INIT
+    const bool full = width == 16;
     for (int k = 0; k < K; ++k) {
         const float* bk = b + static_cast<size_t>(k) * N;
-        const __m256 b0 = load_avx2<FULL>(bk, mask0), b1 = load_avx2<FULL>(bk + 8, mask1);
-        for (int r = 0; r < R; ++r) {
-            const __m256 s = _mm256_broadcast_ss(a + static_cast<size_t>(r) * K + k);
-            acc[r][0] = _mm256_fmadd_ps(s, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(s, b1, acc[r][1]);
-        }
+        const __m256 b0 = full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
+        const __m256 b1 = full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
+#define MSF_FMA(R)                                                                              \
+    {                                                                                           \
+        const __m256 s = _mm256_broadcast_ss(a##R + k);                                         \
+        c##R##0 = _mm256_fmadd_ps(s, b0, c##R##0);                                              \
+        c##R##1 = _mm256_fmadd_ps(s, b1, c##R##1);                                              \
     }
-    for (int r = 0; r < R; ++r) {
-        float* o = out + static_cast<size_t>(r) * N;
-        if (FULL) {
-            _mm256_storeu_ps(o, acc[r][0]);
-            _mm256_storeu_ps(o + 8, acc[r][1]);
-        } else {
-            _mm256_maskstore_ps(o, mask0, acc[r][0]);
-            _mm256_maskstore_ps(o + 8, mask1, acc[r][1]);
-        }
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5)
+#undef MSF_FMA
     }
-}
-
-template <int R>
-__attribute__((target("avx2,fma"))) void rows_avx2(float* out, const float* a, const float* b, const float* col_bias,
-                                                   const float* row_bias, int K, int N) {
-    int n = 0;
-    for (; n + 16 <= N; n += 16)
-        tile_avx2<R, true>(out + n, a, b + n, col_bias ? col_bias + n : nullptr, row_bias, K, N, 16);
-    if (n < N) tile_avx2<R, false>(out + n, a, b + n, col_bias ? col_bias + n : nullptr, row_bias, K, N, N - n);
+#define MSF_STORE(R)                                                                            \
+    if (rows > R) {                                                                             \
+        _mm256_maskstore_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                     \
+        _mm256_maskstore_ps(out + static_cast<size_t>(R) * N + 8, m1, c##R##1);                 \
+    }
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5)
+#undef MSF_STORE
 }
 
 __attribute__((target("avx2,fma"))) void gemm_avx2(float* out, const float* a, const float* b, const float* col_bias,
                                                    const float* row_bias, int M, int K, int N) {
-    constexpr int R = 6;  // 12 accumulators + 2 rows of b + 1 broadcast fit the 16 ymm registers
-    int m = 0;
-    for (; m + R <= M; m += R)
-        rows_avx2<R>(out + static_cast<size_t>(m) * N, a + static_cast<size_t>(m) * K, b, col_bias,
-                     row_bias ? row_bias + m : nullptr, K, N);
-    float* o = out + static_cast<size_t>(m) * N;
-    const float* am = a + static_cast<size_t>(m) * K;
-    const float* rb = row_bias ? row_bias + m : nullptr;
-    switch (M - m) {
-        case 5: rows_avx2<5>(o, am, b, col_bias, rb, K, N); break;
-        case 4: rows_avx2<4>(o, am, b, col_bias, rb, K, N); break;
-        case 3: rows_avx2<3>(o, am, b, col_bias, rb, K, N); break;
-        case 2: rows_avx2<2>(o, am, b, col_bias, rb, K, N); break;
-        case 1: rows_avx2<1>(o, am, b, col_bias, rb, K, N); break;
-        default: break;
-    }
+    for (int m = 0; m < M; m += 6)
+        for (int n = 0; n < N; n += 16)
+            tile_avx2(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
+                      col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 6 ? M - m : 6, K,
+                      N, N - n < 16 ? N - n : 16);
 }
 
-// A tile of R rows x 32 columns in 2R zmm accumulators; partial tiles use AVX-512 lane masks.
-template <int R>
-__attribute__((target("avx512f"))) inline void tile_avx512(float* out, const float* a, const float* b,
-                                                           const float* col_bias, const float* row_bias,
-                                                           int K, int N, int width) {
-    const __mmask16 mask0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
-    const __mmask16 mask1 = width >= 32 ? __mmask16(0xFFFF) : width <= 16 ? __mmask16(0) : __mmask16((1u << (width - 16)) - 1);
-    __m512 acc[R][2];
-    const __m512 cb0 = col_bias ? _mm512_maskz_loadu_ps(mask0, col_bias) : _mm512_setzero_ps();
-    const __m512 cb1 = col_bias ? _mm512_maskz_loadu_ps(mask1, col_bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < R; ++r) {
-        const __m512 rb = _mm512_set1_ps(row_bias ? row_bias[r] : 0.0f);
-        acc[r][0] = _mm512_add_ps(cb0, rb);
-        acc[r][1] = _mm512_add_ps(cb1, rb);
-    }
+// out[rows <= 8, width <= 32] = a (rows, K) @ b (K, N)[:, :width] + biases, in 16 zmm accumulators.
+__attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, const float* b, const float* col_bias,
+                                                    const float* row_bias, int rows, int K, int N, int width) {
+    const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
+    const __mmask16 m1 = width >= 32 ? __mmask16(0xFFFF) : width <= 16 ? __mmask16(0) : __mmask16((1u << (width - 16)) - 1);
+    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
+    MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7)
+    const __m512 cb0 = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
+    const __m512 cb1 = col_bias ? _mm512_maskz_loadu_ps(m1, col_bias + 16) : _mm512_setzero_ps();
+#define MSF_INIT(R)                                                                             \
+    const __m512 rb##R = _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
+    __m512 c##R##0 = _mm512_add_ps(cb0, rb##R), c##R##1 = _mm512_add_ps(cb1, rb##R);
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
+#undef MSF_INIT
     for (int k = 0; k < K; ++k) {
         const float* bk = b + static_cast<size_t>(k) * N;
-        const __m512 b0 = _mm512_maskz_loadu_ps(mask0, bk), b1 = _mm512_maskz_loadu_ps(mask1, bk + 16);
-        for (int r = 0; r < R; ++r) {
-            const __m512 s = _mm512_set1_ps(a[static_cast<size_t>(r) * K + k]);
-            acc[r][0] = _mm512_fmadd_ps(s, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(s, b1, acc[r][1]);
-        }
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
+#define MSF_FMA(R)                                                                              \
+    {                                                                                           \
+        const __m512 s = _mm512_set1_ps(a##R[k]);                                               \
+        c##R##0 = _mm512_fmadd_ps(s, b0, c##R##0);                                              \
+        c##R##1 = _mm512_fmadd_ps(s, b1, c##R##1);                                              \
     }
-    for (int r = 0; r < R; ++r) {
-        float* o = out + static_cast<size_t>(r) * N;
-        _mm512_mask_storeu_ps(o, mask0, acc[r][0]);
-        _mm512_mask_storeu_ps(o + 16, mask1, acc[r][1]);
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7)
+#undef MSF_FMA
     }
+#define MSF_STORE(R)                                                                            \
+    if (rows > R) {                                                                             \
+        _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                   \
+        _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N + 16, m1, c##R##1);              \
+    }
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+#undef MSF_STORE
 }
-
-template <int R>
-__attribute__((target("avx512f"))) void rows_avx512(float* out, const float* a, const float* b, const float* col_bias,
-                                                    const float* row_bias, int K, int N) {
-    for (int n = 0; n < N; n += 32)
-        tile_avx512<R>(out + n, a, b + n, col_bias ? col_bias + n : nullptr, row_bias, K, N, N - n);
-}
+#undef MSF_ROW_POINTERS
 
 __attribute__((target("avx512f"))) void gemm_avx512(float* out, const float* a, const float* b, const float* col_bias,
                                                     const float* row_bias, int M, int K, int N) {
-    constexpr int R = 8;  // 16 accumulators of the 32 zmm registers
-    int m = 0;
-    for (; m + R <= M; m += R)
-        rows_avx512<R>(out + static_cast<size_t>(m) * N, a + static_cast<size_t>(m) * K, b, col_bias,
-                       row_bias ? row_bias + m : nullptr, K, N);
-    float* o = out + static_cast<size_t>(m) * N;
-    const float* am = a + static_cast<size_t>(m) * K;
-    const float* rb = row_bias ? row_bias + m : nullptr;
-    switch (M - m) {
-        case 7: rows_avx512<7>(o, am, b, col_bias, rb, K, N); break;
-        case 6: rows_avx512<6>(o, am, b, col_bias, rb, K, N); break;
-        case 5: rows_avx512<5>(o, am, b, col_bias, rb, K, N); break;
-        case 4: rows_avx512<4>(o, am, b, col_bias, rb, K, N); break;
-        case 3: rows_avx512<3>(o, am, b, col_bias, rb, K, N); break;
-        case 2: rows_avx512<2>(o, am, b, col_bias, rb, K, N); break;
-        case 1: rows_avx512<1>(o, am, b, col_bias, rb, K, N); break;
-        default: break;
-    }
+    for (int m = 0; m < M; m += 8)
+        for (int n = 0; n < N; n += 32)
+            tile_avx512(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
+                        col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 8 ? M - m : 8,
+                        K, N, N - n < 32 ? N - n : 32);
 }
 
 #endif  // MSF_X86_DISPATCH

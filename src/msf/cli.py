@@ -2,6 +2,8 @@
 
     msf convert CHECKPOINT -o model.safetensors [--skeleton ...]   official checkpoint -> msf weights
     msf info FILE                                                  config, pose, parameters, FLOPs
+    msf recover INPUT -o OUTPUT --model NAME|FILE [--image-size W H]   keyframes -> every frame
+    msf plot INPUT -o out.png --model NAME|FILE                    skeletons and trajectories, as a PNG
 
 Each subcommand is an `_add_<name>(subparsers)` function that declares its arguments and sets `run`
 (args -> exit status); add one to COMMANDS to extend the tool. msf errors and OS errors end in a
@@ -11,11 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+import numpy as np
 
 from . import __version__
 from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
-from .errors import Error
+from .errors import Error, InputError
+from .files import FORMATS, read_keyframes, write_frames
+from .refiner import Refiner
+from .sequence import keyframe_indices
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 
 
@@ -81,7 +89,137 @@ def _add_info(subparsers) -> None:
     p.set_defaults(run=_run_info)
 
 
-COMMANDS = (_add_convert, _add_info)
+class _Progress:
+    """tqdm when installed, else a one-line bar; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done, self.shown = total, desc, 0, 0.0
+        self.bar = None
+        if not sys.stderr.isatty():
+            self.update = lambda n: None
+            return
+        try:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, unit="keyframe")
+        except ImportError:
+            pass
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        self.done += n
+        if time.monotonic() - self.shown > 0.2 or self.done >= self.total:
+            self.shown = time.monotonic()
+            filled = int(30 * self.done / max(1, self.total))
+            print(f"\r{self.desc} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}",
+                  end="\n" if self.done >= self.total else "", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _load_refiner(args: argparse.Namespace) -> Refiner:
+    return Refiner.load(args.model, backend=args.backend, threads=args.threads)
+
+
+def _sequence_length(name: str, keyframes: np.ndarray, n_frames: int | None, args, K: int) -> int:
+    if n_frames is None:
+        n_frames = args.n_frames if args.n_frames is not None else (len(keyframes) - 1) * K + 1
+    expected = len(keyframe_indices(n_frames, K))
+    if len(keyframes) != expected:
+        raise InputError(f"{name or 'input'}: {len(keyframes)} keyframes for {n_frames} frames; the model "
+                         f"(K = {K}) needs {expected}, the detections on frames 0, {K}, ... and {n_frames - 1}")
+    return n_frames
+
+
+def _recover_one(refiner: Refiner, keyframes: np.ndarray, n_frames: int, args, progress: _Progress) -> np.ndarray:
+    """Streams the keyframes through the model so that long videos show progress; equals recover()."""
+    K = refiner.config.K
+    stream = refiner.stream(image_size=args.image_size, stride=args.stride)
+    off_grid = (n_frames - 1) % K != 0
+    parts = []
+    for keyframe in keyframes[:-1] if off_grid else keyframes:
+        parts.append(stream.push(keyframe))
+        progress.update(1)
+    parts.append(stream.finish(n_frames, keyframes[-1] if off_grid else None))
+    progress.update(int(off_grid))
+    return np.concatenate(parts)
+
+
+def _run_recover(args: argparse.Namespace) -> int:
+    refiner = _load_refiner(args)
+    sequences = read_keyframes(args.input)
+    if args.n_frames is not None and len(sequences) != 1:
+        raise InputError("--n-frames applies to a single sequence; give <name>_n_frames per sequence instead")
+    lengths = {name: _sequence_length(name, kf, n, args, refiner.config.K) for name, (kf, n) in sequences.items()}
+    progress = _Progress(sum(len(kf) for kf, _ in sequences.values()), "msf recover")
+    try:
+        frames = {name: _recover_one(refiner, kf, lengths[name], args, progress)
+                  for name, (kf, _) in sequences.items()}
+    finally:
+        progress.close()
+    write_frames(args.output, frames)
+    print(f"wrote {args.output}: {len(frames)} sequence(s), {sum(lengths.values())} frames", file=sys.stderr)
+    return 0
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a shipped model's name (msf.models()) or a .safetensors file")
+    p.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"),
+                   help="image width and height in pixels (2D models)")
+    p.add_argument("--n-frames", type=int, help="video length (default: it ends on the last keyframe)")
+    p.add_argument("--stride", type=int, help="windows start every STRIDE*K frames (default 1)")
+    p.add_argument("--backend", default="auto", choices=["auto", "cpp", "numpy"])
+    p.add_argument("--threads", type=int, default=1, help="C++ threads (0: one per core)")
+
+
+def _add_recover(subparsers) -> None:
+    p = subparsers.add_parser(
+        "recover", help="every frame of a video from keyframe detections",
+        description="Read keyframes detected on frames 0, K, 2K, ... and the last frame (see msf.files for the "
+                    ".npy / .npz / .json layouts; NaN or null marks a missing joint), refine every frame with "
+                    "the model, and write them in the format OUTPUT's extension names.")
+    p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)})")
+    p.add_argument("-o", "--output", required=True, help=f"frames ({', '.join(FORMATS)})")
+    _model_arguments(p)
+    p.set_defaults(run=_run_recover)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_sequence
+
+    refiner = _load_refiner(args)
+    sequences = read_keyframes(args.input)
+    name = args.sequence if args.sequence is not None else next(iter(sequences))
+    if name not in sequences:
+        raise InputError(f"no sequence {name!r} in {args.input}; it has {sorted(sequences)}")
+    keyframes, n_frames = sequences[name]
+    n_frames = _sequence_length(name, keyframes, n_frames, args, refiner.config.K)
+    refined = refiner.recover(keyframes, n_frames, image_size=args.image_size, stride=args.stride)
+    shape = refined.shape[1:] if refined.ndim == 3 else (refined.shape[1], 1)
+    plot_sequence(args.output, keyframes.reshape((len(keyframes),) + shape),
+                  keyframe_indices(n_frames, refiner.config.K), refined.reshape((n_frames,) + shape),
+                  refiner.pose.get("parents"), args.joints or (), title=f"{args.model}: {name or args.input}")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _add_plot(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot", help="PNG of skeleton frames and joint trajectories: keyframes, linear interpolation, msf",
+        description="Plot one sequence of a keyframe file (as for `msf recover`): four skeleton frames and "
+                    "the trajectories of a few joints. Needs matplotlib (pip install \"msf[plot]\").")
+    p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)})")
+    p.add_argument("-o", "--output", required=True, help="the PNG to write")
+    p.add_argument("--sequence", help="which sequence of an .npz/.json file (default: the first)")
+    p.add_argument("--joints", type=lambda t: [int(j) for j in t.split(",")], help="joint indices to plot, e.g. 3,13")
+    _model_arguments(p)
+    p.set_defaults(run=_run_plot)
+
+
+COMMANDS = (_add_convert, _add_info, _add_recover, _add_plot)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -428,16 +428,24 @@ StFile parse_safetensors(const uint8_t* bytes, size_t size) {
         ranges.push_back(read_entry(json, it->first, it->second, data_size));
     });
 
-    // Holes between tensors and trailing bytes are tolerated, unlike the reference implementation
-    // which requires the ranges to tile the data section; shared bytes are never allowed.
+    // The non-empty ranges must tile the data section exactly, as the format requires: shared bytes could
+    // alias tensors, and bytes that belong to no tensor mean a corrupted or tampered file.
     std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-    const Range* reach = nullptr;  // the non-empty range seen so far that ends furthest
+    const Range* previous = nullptr;  // the last non-empty range, in file order
+    uint64_t covered = 0;
     for (const Range& r : ranges) {
         if (r.begin == r.end) continue;
-        if (reach && r.begin < reach->end)
-            fail(tensor_ctx(*r.name) + "data overlaps tensor " + printable(*reach->name));
-        if (!reach || r.end > reach->end) reach = &r;
+        if (r.begin < covered)
+            fail(tensor_ctx(*r.name) + "data overlaps tensor " + printable(*previous->name));
+        if (r.begin > covered)
+            fail(tensor_ctx(*r.name) + "data starts at " + std::to_string(r.begin) + " but the previous tensor ends at " +
+                 std::to_string(covered) + ": bytes between tensors belong to none");
+        covered = r.end;
+        previous = &r;
     }
+    if (covered != data_size)
+        fail(std::to_string(data_size - covered) + " bytes after the last tensor belong to none (truncated header or "
+             "corrupted file)");
 
     for (const Range& r : ranges) {
         const size_t count = static_cast<size_t>((r.end - r.begin) / r.dtype->size);

@@ -1,7 +1,8 @@
 """Reading and writing msf weight files: safetensors (DESIGN §2), parsed here with bounds checks.
 
-Weight files are untrusted: every length, offset and shape is checked before any byte is used,
-and nothing in a file is executed. Any malformed input raises WeightsError.
+Weight files are untrusted: every length, offset and shape is checked before any byte is used, the
+tensors must tile the data section exactly (no shared bytes, no stray ones), and nothing in a file is
+executed. Any malformed input raises WeightsError.
 """
 from __future__ import annotations
 
@@ -106,10 +107,20 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
         if begin < end:
             ranges.append((begin, end, name))
         tensors[name] = _decode(body[begin:end], dtype, count).reshape(shape)
+    # the non-empty ranges must tile the data section: shared bytes could alias tensors, and bytes that
+    # belong to no tensor mean a corrupted or tampered file
     ranges.sort()
-    for (_, prev_end, prev), (begin, _, name) in zip(ranges, ranges[1:]):
-        if begin < prev_end:
-            raise WeightsError(f"tensors {prev!r} and {name!r} overlap in the data section")
+    covered, previous = 0, None
+    for begin, end, name in ranges:
+        if begin < covered:
+            raise WeightsError(f"tensors {previous!r} and {name!r} overlap in the data section")
+        if begin > covered:
+            raise WeightsError(f"tensor {name!r}: data starts at {begin} but the previous tensor ends at {covered}: "
+                               f"bytes between tensors belong to none")
+        covered, previous = end, name
+    if covered != len(body):
+        raise WeightsError(f"{len(body) - covered} bytes after the last tensor belong to none (truncated header "
+                           f"or corrupted file)")
     return Weights(tensors=tensors, metadata=dict(metadata))
 
 

@@ -146,6 +146,12 @@ def test_missing_file_and_unknown_name():
         msf.Refiner.load(b"not a weights file at all")
 
 
+def test_torch_files_point_to_the_converter():
+    for data in (b"PK\x03\x04" + bytes(60), b"\x80\x02\x8a\x0al" + bytes(60)):
+        with pytest.raises(msf.WeightsError, match="msf convert"):
+            msf.Refiner.load(data)
+
+
 def test_directory_is_refused(tmp_path):
     with pytest.raises(msf.WeightsError):
         msf.Refiner.load(tmp_path)

@@ -5,6 +5,7 @@
     frames = r.refine(keyframes)                  # (Q+1, P) -> (T, P), T = K*Q + 1
 """
 from .backend import available as backends
+from .checkpoint import CheckpointError
 from .config import Config
 from .errors import BackendError, Error, InputError, WeightsError
 from .model import Model
@@ -13,5 +14,5 @@ from .sequence import Stream, keyframe_indices
 from .weights import Weights
 
 __version__ = "0.1.0"
-__all__ = ["BackendError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights", "WeightsError",
+__all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights", "WeightsError",
            "backends", "keyframe_indices", "models", "__version__"]

@@ -65,9 +65,10 @@ class Model:
                                    + ", ".join(f"{k}: stated {s}, shapes give {i}" for k, (s, i) in disagree.items()))
         kept = {}
         for name in config.expected_shapes():
-            array = np.ascontiguousarray(tensors[name], dtype=np.float32)
+            with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
+                array = np.ascontiguousarray(tensors[name], dtype=np.float32)
             if not np.isfinite(array).all():
-                raise WeightsError(f"tensor {name!r} contains NaN or infinite values")
+                raise WeightsError(f"tensor {name!r} contains NaN or infinite values (or values beyond float32 range)")
             array.flags.writeable = False
             kept[name] = array
         pose = _json_object(metadata, "pose") or {}

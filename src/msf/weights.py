@@ -59,6 +59,9 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
     size = len(view)
     if size < 8:
         raise WeightsError(f"not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+    if bytes(view[:4]) == b"PK\x03\x04" or bytes(view[:2]) in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
+        raise WeightsError("this is a PyTorch file (zip archive or pickle), not msf weights: convert it with "
+                           "`msf convert CHECKPOINT -o model.safetensors` (tools/convert_weights.py)")
     (header_len,) = struct.unpack("<Q", view[:8])
     if header_len > MAX_HEADER_BYTES:
         raise WeightsError(f"safetensors header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte cap "

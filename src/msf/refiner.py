@@ -10,6 +10,7 @@ import numpy as np
 from . import backend as backends_, sequence, weights
 from .config import Config
 from .errors import InputError, WeightsError
+from .inputs import real_array
 from .model import Model
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -76,12 +77,7 @@ class Refiner:
         Raises InputError for a wrong shape, a non-numeric dtype or non-finite values.
         """
         c = self.config
-        try:
-            array = np.asarray(keyframes)
-        except (ValueError, TypeError) as e:
-            raise InputError(f"keyframes are not an array: {e}") from None
-        if array.dtype.kind not in "fiu":
-            raise InputError(f"keyframes have dtype {array.dtype}; expected real numbers (float32 or float64)")
+        array = real_array(keyframes, "keyframes")
         batched, pose_dims = self._layout(array.shape)
         with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
             flat = np.ascontiguousarray(array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P)),

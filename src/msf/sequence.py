@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import Config
 from .errors import InputError
+from .inputs import real_array
 
 RefineWindows = Callable[[np.ndarray], np.ndarray]  # (B, Q+1, P) float32 -> (B, T, P) float32
 
@@ -217,13 +218,7 @@ class Track:
 
 def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, what: str) -> np.ndarray:
     """keyframes with `leading` leading axes then (J, D) or (P,) -> float64 (..., J, D); InputError otherwise."""
-    try:
-        array = np.asarray(keyframes)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{what} are not an array: {e}") from None
-    if array.dtype.kind not in "fiu":
-        raise InputError(f"{what} have dtype {array.dtype}; expected real numbers")
-    array = array.astype(np.float64)
+    array = real_array(keyframes, what).astype(np.float64)
     if np.isinf(array).any():
         raise InputError(f"{what} contain infinite values; use NaN for missing joints")
     tail = array.shape[leading:]
@@ -240,10 +235,7 @@ def recover(config: Config, refine_windows: RefineWindows, pose: Mapping, shape:
             keyframes, n_frames: int, image_size=None, stride: int | None = None) -> np.ndarray:
     """See Refiner.recover."""
     indices = keyframe_indices(n_frames, config.K)
-    try:
-        array = np.asarray(keyframes)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"keyframes are not an array: {e}") from None
+    array = real_array(keyframes, "keyframes")
     tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (len(indices), config.P))
     poses = _as_poses(array, shape, config.P, 2 if tracks else 1, "keyframes")
     if not tracks:

@@ -1,0 +1,17 @@
+"""Checks on user-supplied arrays shared by refine, recover and streaming."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+
+def real_array(value, what: str) -> np.ndarray:
+    """np.asarray(value), refusing ragged nesting and dtypes that are not real numbers (ints, floats)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what} are not an array: {e}") from None
+    if array.dtype.kind not in "fiu":
+        raise InputError(f"{what} have dtype {array.dtype}; expected real numbers (float32 or float64)")
+    return array

@@ -15,10 +15,10 @@
 namespace msf::vmath {
 
 // e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor polynomial (error < 6e-9 relative),
-// 2^n assembled in the exponent bits. Results below float32's normal range are 0; above it, FLT_MAX-ish.
+// 2^n assembled in the exponent bits. Results below float32's normal range are 0; x > 88.3 gives e^88.3.
 inline float exp(float x) {
     const bool underflow = x < -87.3f;
-    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // 88.3: 2^n stays finite
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
     const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;  // ln2 split hi + lo
     float p = 1.98412698e-4f;
@@ -29,7 +29,8 @@ inline float exp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    // NaN in, NaN out (through p); n is NaN then, and converting NaN to an integer is undefined behaviour.
+    const int32_t bits = (static_cast<int32_t>(n == n ? n : 0.0f) + 127) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return underflow ? 0.0f : p * scale;

@@ -1,5 +1,7 @@
 // Standalone tests for the safetensors reader: valid files, every rejection path, and a mutation fuzz
-// loop that must only ever produce msf::WeightsError.
+// loop that must only ever produce msf::WeightsError. The non-empty tensors must tile the data section
+// exactly (no hole at the start, between tensors or after the last one; no overlap), so every valid file
+// built here does.
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -60,42 +62,65 @@ void expect_error(const Bytes& b, const std::string& needle, int line) {
 }
 #define EXPECT_ERROR(bytes, needle) expect_error(bytes, needle, __LINE__)
 
-// A header whose only tensor "t" has the given entry text, backed by `data_len` zero bytes.
-Bytes one_tensor(const std::string& entry, size_t data_len = 16) {
+// A header whose only tensor "t" has the given entry text, backed by `data_len` zero bytes (by default
+// exactly what an F32 tensor of shape [2] at [0, 8] needs).
+Bytes one_tensor(const std::string& entry, size_t data_len = 8) {
     return make_file("{\"t\":" + entry + "}", Bytes(data_len, 0));
 }
 
+// For headers that fail before the data section is looked at.
 Bytes header_only(const std::string& header) { return make_file(header, Bytes(16, 0)); }
+
+// A tensor entry as header text: "name": {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}.
+std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t begin,
+                  uint64_t end) {
+    return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+           std::to_string(begin) + "," + std::to_string(end) + "]}";
+}
+
+// A file with the given entries (comma-joined into one header) and `data_len` zero bytes of data.
+Bytes entries(const std::vector<std::string>& items, size_t data_len) {
+    std::string header = "{";
+    for (const std::string& e : items) header += (header.size() > 1 ? "," : "") + e;
+    return make_file(header + "}", Bytes(data_len, 0));
+}
+
+// Offset of the data section: the 8-byte length field plus the header.
+size_t data_start(const Bytes& b) { return 8 + static_cast<size_t>(b[0] | (b[1] << 8) | (b[2] << 16)); }
 
 Bytes valid_file() {
     Bytes data;
-    data.push_back(0xAA);  // a hole at offset 0 makes the F32 tensor misaligned
     const float f32[6] = {1.5f, -2.0f, 0.0f, 3.25f, -0.0f, 1e-40f};
-    for (float f : f32) put_le(data, f32_bits(f), 4);          // [1, 25)
-    put_le(data, f64_bits(0.1), 8);                             // [25, 41)
+    for (float f : f32) put_le(data, f32_bits(f), 4);          // [0, 24)
+    put_le(data, f64_bits(0.1), 8);                             // [24, 40)
     put_le(data, f64_bits(-1e300), 8);                          //   overflows to -inf
     const uint16_t f16[4] = {0x3C00, 0x0001, 0x7C00, 0xFE01};   // 1, smallest subnormal, inf, nan
-    for (uint16_t h : f16) put_le(data, h, 2);                  // [41, 49)
+    for (uint16_t h : f16) put_le(data, h, 2);                  // [40, 48)
     const uint16_t bf16[3] = {0x3F80, 0xC040, 0x0001};          // 1, -3, smallest subnormal
-    for (uint16_t h : bf16) put_le(data, h, 2);                 // [49, 55)
-    put_le(data, f32_bits(7.0f), 4);                            // [55, 59) scalar
-    data.push_back(0x55);                                       // trailing byte
-    const std::string header =
+    for (uint16_t h : bf16) put_le(data, h, 2);                 // [48, 54)
+    put_le(data, f32_bits(7.0f), 4);                            // [54, 58) scalar, the last byte of the file
+    std::string header =
         "{ \"__metadata__\": {\"format\": \"pt\", \"esc\": \"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"},\n"
-        "  \"w.f32\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [1, 25]},\n"
-        "  \"w.f64\": {\"data_offsets\": [25, 41], \"dtype\": \"F64\", \"shape\": [2]},\n"
-        "  \"w.f16\": {\"dtype\": \"F16\", \"shape\": [4], \"data_offsets\": [41, 49]},\n"
-        "  \"w.bf16\": {\"dtype\": \"BF16\", \"shape\": [1, 3], \"data_offsets\": [49, 55]},\n"
-        "  \"scalar\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [55, 59]},\n"
-        "  \"empty\": {\"dtype\": \"F32\", \"shape\": [0, 5], \"data_offsets\": [59, 59]},\n"
-        "  \"empty2\": {\"dtype\": \"F16\", \"shape\": [4, 0], \"data_offsets\": [59, 59]},\n"
+        "  \"w.f32\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 24]},\n"
+        "  \"w.f64\": {\"data_offsets\": [24, 40], \"dtype\": \"F64\", \"shape\": [2]},\n"
+        "  \"w.f16\": {\"dtype\": \"F16\", \"shape\": [4], \"data_offsets\": [40, 48]},\n"
+        "  \"w.bf16\": {\"dtype\": \"BF16\", \"shape\": [1, 3], \"data_offsets\": [48, 54]},\n"
+        "  \"scalar\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [54, 58]},\n"
+        "  \"empty\": {\"dtype\": \"F32\", \"shape\": [0, 5], \"data_offsets\": [58, 58]},\n"
+        "  \"empty2\": {\"dtype\": \"F16\", \"shape\": [4, 0], \"data_offsets\": [30, 30]},\n"
         "  \"\\u00fcnicode\": {\"dtype\": \"BF16\", \"shape\": [0], \"data_offsets\": [0, 0]}\n"
         "}        ";
+    // An odd header length puts the data section, and so every tensor, at an odd address: the reader must
+    // not assume any alignment.
+    if (header.size() % 2 == 0) header += ' ';
     return make_file(header, data);
 }
 
 void test_valid() {
-    const msf::StFile f = parse(valid_file());
+    const Bytes file = valid_file();
+    CHECK(data_start(file) % 2 == 1 && reinterpret_cast<uintptr_t>(file.data() + data_start(file)) % 4 != 0);
+    CHECK(file.size() == data_start(file) + 58);  // the scalar ends the file
+    const msf::StFile f = parse(file);
     CHECK(f.metadata.size() == 2);
     CHECK(f.metadata.at("format") == "pt");
     CHECK(f.metadata.at("esc") == "a\"b\\c/d\b\f\n\r\t\xC3\xA9\xF0\x9F\x98\x80");
@@ -124,7 +149,20 @@ void test_valid() {
 
     // Smallest possible files.
     CHECK(parse(make_file("{}", {})).tensors.empty());
-    CHECK(parse(make_file(" {\"__metadata__\":{}} ", {1, 2, 3})).metadata.empty());
+    CHECK(parse(make_file(" {\"__metadata__\":{}} ", {})).metadata.empty());
+    CHECK(parse(make_file("{\"e\":{\"dtype\":\"F64\",\"shape\":[0],\"data_offsets\":[0,0]}}", {})).tensors.size() == 1);
+
+    // One F64 tensor filling the data section, at every offset modulo 8 (the header's padding sets it).
+    unsigned residues = 0;
+    for (size_t pad = 0; pad < 8; ++pad) {
+        Bytes data;
+        put_le(data, f64_bits(-0.75), 8);
+        const Bytes b = make_file("{\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}" +
+                                  std::string(pad, ' '), data);
+        residues |= 1u << (data_start(b) % 8);
+        CHECK(parse(b).tensors.at("d").data == std::vector<float>{-0.75f});
+    }
+    CHECK(residues == 0xFF);
 }
 
 void test_conversions() {
@@ -190,7 +228,7 @@ void test_utf8() {
                          "\xE0\x80\xAF", "\xFF"};
     for (const char* s : bad)
         EXPECT_ERROR(header_only(std::string("{\"__metadata__\":{\"k\":\"") + s + "\"}}"), "UTF-8");
-    CHECK(parse(header_only("{\"__metadata__\":{\"k\":\"\xF4\x8F\xBF\xBF \xEF\xBF\xBF\"}}")).metadata.at("k") ==
+    CHECK(parse(make_file("{\"__metadata__\":{\"k\":\"\xF4\x8F\xBF\xBF \xEF\xBF\xBF\"}}", {})).metadata.at("k") ==
           "\xF4\x8F\xBF\xBF \xEF\xBF\xBF");
 }
 
@@ -268,7 +306,7 @@ void test_schema() {
     EXPECT_ERROR(shape("[1]"), "span 8 bytes");
     EXPECT_ERROR(shape("[4611686018427387904]"), "span 8 bytes");  // numel * 4 wraps to 0 without a check
     CHECK(parse(one_tensor("{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,9223372036854775807],"
-                           "\"data_offsets\":[0,0]}")).tensors.at("t").data.empty());
+                           "\"data_offsets\":[0,0]}", 0)).tensors.at("t").data.empty());
 
     // Offsets.
     auto offsets = [](const std::string& s) {
@@ -282,22 +320,28 @@ void test_schema() {
     EXPECT_ERROR(offsets("[0,8.0]"), "must be an integer");
     EXPECT_ERROR(offsets("[\"0\",8]"), "non-negative integer");
     EXPECT_ERROR(offsets("[8,0]"), "is after end");
-    CHECK(parse(offsets("[8,16]")).tensors.at("t").data.size() == 2);  // ends exactly at the data end
+    CHECK(parse(offsets("[0,8]")).tensors.at("t").data.size() == 2);  // ends exactly at the data end
+    EXPECT_ERROR(offsets("[4,12]"), "data_offsets end 12 is beyond the data section (8 bytes)");
     EXPECT_ERROR(offsets("[12,20]"), "beyond the data section");
     EXPECT_ERROR(offsets("[0,18446744073709551615]"), "beyond the data section");
     EXPECT_ERROR(offsets("[0,18446744073709551616]"), "too large");
     EXPECT_ERROR(offsets("[0,4]"), "span 4 bytes");
 
-    // Overlaps: partial, nested, and identical ranges; touching and empty ranges are fine.
-    auto two = [](const std::string& a, const std::string& b) {
-        return header_only("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + a +
-                           "},\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":" + b + "}}");
-    };
-    EXPECT_ERROR(two("[0,8]", "[6,10]"), "overlaps");
-    EXPECT_ERROR(two("[4,12]", "[6,10]"), "overlaps");
-    EXPECT_ERROR(two("[8,16]", "[6,10]"), "overlaps");
-    CHECK(parse(two("[0,8]", "[8,12]")).tensors.size() == 2);
-    CHECK(parse(two("[8,16]", "[0,4]")).tensors.size() == 2);
+    // Overlaps: partial, nested, and identical ranges, in either file order, each in a data section the
+    // ranges would otherwise cover exactly (so the overlap is the only fault); touching ranges are fine.
+    const std::string a08 = entry("a", "F32", "[2]", 0, 8);
+    EXPECT_ERROR(entries({a08, entry("b", "F16", "[2]", 6, 10)}, 10), "tensor 'b': data overlaps tensor 'a'");
+    EXPECT_ERROR(entries({entry("b", "F16", "[2]", 6, 10), a08}, 10), "tensor 'b': data overlaps tensor 'a'");
+    EXPECT_ERROR(entries({a08, entry("b", "F16", "[2]", 2, 6)}, 8), "tensor 'b': data overlaps tensor 'a'");
+    EXPECT_ERROR(entries({entry("c", "F16", "[2]", 0, 4), entry("a", "F32", "[2]", 4, 12),
+                          entry("b", "F16", "[2]", 6, 10)}, 12),
+                 "tensor 'b': data overlaps tensor 'a'");                    // nested, not at the start
+    EXPECT_ERROR(entries({a08, entry("b", "F16", "[4]", 0, 8)}, 8), "overlaps");  // identical
+    EXPECT_ERROR(entries({entry("c", "F32", "[1]", 0, 4), entry("a", "F32", "[2]", 8, 16),
+                          entry("b", "F16", "[3]", 4, 10)}, 16),
+                 "tensor 'a': data overlaps tensor 'b'");                    // b runs into a
+    CHECK(parse(entries({a08, entry("b", "F16", "[2]", 8, 12)}, 12)).tensors.size() == 2);
+    CHECK(parse(entries({entry("a", "F32", "[2]", 4, 12), entry("b", "F16", "[2]", 0, 4)}, 12)).tensors.size() == 2);
     EXPECT_ERROR(header_only("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
                              "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
                              "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}"),
@@ -323,6 +367,53 @@ void test_schema() {
     } catch (const msf::WeightsError& e) {
         CHECK(std::string(e.what()).find("'a\\x0ab'") != std::string::npos);
     }
+}
+
+// The non-empty tensors must cover the data section exactly: bytes that belong to no tensor (a hole at the
+// start, between tensors, or after the last one) are refused, whatever the tensors' order in the header.
+// Zero-size tensors may sit at any offset within the data section and fill no hole.
+void test_tiling() {
+    const std::string a = entry("a", "F32", "[2]", 0, 8), b = entry("b", "F16", "[2]", 8, 12);
+    CHECK(parse(entries({a, b}, 12)).tensors.size() == 2);
+    CHECK(parse(entries({b, a}, 12)).tensors.size() == 2);
+
+    // Holes between tensors.
+    EXPECT_ERROR(entries({a, entry("b", "F16", "[2]", 9, 13)}, 13),
+                 "tensor 'b': data starts at 9 but the previous tensor ends at 8: bytes between tensors belong to none");
+    EXPECT_ERROR(entries({entry("b", "F16", "[2]", 12, 16), a}, 16),
+                 "tensor 'b': data starts at 12 but the previous tensor ends at 8: bytes between tensors belong to none");
+    EXPECT_ERROR(entries({a, entry("e", "F32", "[0]", 8, 8), entry("b", "F16", "[2]", 12, 16)}, 16),
+                 "bytes between tensors belong to none");   // an empty tensor fills nothing
+    EXPECT_ERROR(entries({a, b, entry("c", "F32", "[1]", 16, 20)}, 20),
+                 "tensor 'c': data starts at 16 but the previous tensor ends at 12");
+
+    // A hole at the start of the data section.
+    EXPECT_ERROR(entries({entry("a", "F32", "[2]", 1, 9)}, 9),
+                 "tensor 'a': data starts at 1 but the previous tensor ends at 0: bytes between tensors belong to none");
+    EXPECT_ERROR(entries({entry("a", "F32", "[2]", 4, 12), entry("e", "F32", "[0]", 0, 0)}, 12),
+                 "data starts at 4 but the previous tensor ends at 0");
+
+    // Bytes after the last tensor, with tensors, with empty tensors only, and with none at all.
+    EXPECT_ERROR(entries({a, b}, 13), "1 bytes after the last tensor belong to none");
+    EXPECT_ERROR(entries({b, a}, 20), "8 bytes after the last tensor belong to none");
+    EXPECT_ERROR(entries({entry("e", "F32", "[0]", 0, 0)}, 3), "3 bytes after the last tensor belong to none");
+    EXPECT_ERROR(make_file("{}", {0}), "1 bytes after the last tensor belong to none");
+    EXPECT_ERROR(make_file("{\"__metadata__\":{\"format\":\"pt\"}}", Bytes(16, 0)),
+                 "16 bytes after the last tensor belong to none");
+    Bytes longer = valid_file();
+    longer.push_back(0x55);
+    EXPECT_ERROR(longer, "1 bytes after the last tensor belong to none");
+
+    // Zero-size tensors at the start, inside another tensor, between two, and at the very end are fine;
+    // beyond the end they are not.
+    const msf::StFile f = parse(entries({a, b, entry("e0", "F32", "[0]", 0, 0), entry("e1", "F64", "[3,0]", 5, 5),
+                                         entry("e2", "BF16", "[0]", 8, 8), entry("e3", "F16", "[0,2]", 12, 12)},
+                                        12));
+    CHECK(f.tensors.size() == 6 && f.tensors.at("e1").data.empty() && f.tensors.at("e3").data.empty());
+    EXPECT_ERROR(entries({a, b, entry("e", "F32", "[0]", 13, 13)}, 12),
+                 "tensor 'e': data_offsets end 13 is beyond the data section (12 bytes)");
+    CHECK(parse(entries({entry("e", "F32", "[0]", 0, 0)}, 0)).tensors.at("e").data.empty());
+    EXPECT_ERROR(entries({entry("e", "F32", "[0]", 1, 1)}, 0), "beyond the data section (0 bytes)");
 }
 
 void test_file_io() {
@@ -412,6 +503,7 @@ int main() {
     test_utf8();
     test_json_syntax();
     test_schema();
+    test_tiling();
     test_file_io();
     fuzz(200000);
     if (g_failures) {

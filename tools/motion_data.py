@@ -1,0 +1,103 @@
+"""Motion-capture data, detector-like keyframe noise and virtual cameras, shared by train.py and
+benchmarks/accuracy.py (NumPy only). Data: ../shared/data/motion_{train,val}.npz (CMU, H36M-17, mm, 30 fps,
++Y up). Noise model (DESIGN §5): per-joint Gaussian jitter, sparse large outliers, occasional left/right
+swaps; 3D keyframe MPJPE about 50 mm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# H36M-17 left/right pairs: hips, knees, ankles, shoulders, elbows, wrists
+LR_PAIRS = [(1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)]
+MIRROR = np.arange(17)
+for a, b in LR_PAIRS:
+    MIRROR[a], MIRROR[b] = b, a
+IMAGE_SIZE = (1000.0, 1000.0)  # virtual camera image, pixels (width, height)
+
+
+def load_sequences(split: str) -> list[np.ndarray]:
+    """Sequences (frames, 17, 3) float64, mm, world coordinates, +Y up."""
+    data = np.load(DATA / f"motion_{split}.npz")
+    return [data[k].astype(np.float64) for k in sorted(data.files) if k.startswith("seq_")]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Detector-like noise. sigma: per-axis Gaussian jitter; outliers: probability per joint of an extra
+    offset of `outlier_size` (uniform in [0.5, 1.5] of it, random direction); swaps: probability per
+    keyframe that left and right limbs are exchanged. Units: those of the poses (mm, or pixels for 2D)."""
+
+    sigma: float
+    outlier_rate: float
+    outlier_size: float
+    swap_rate: float
+
+    def apply(self, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """poses (..., J, D) -> noisy copy."""
+        noisy = poses + rng.normal(0, self.sigma, poses.shape)
+        direction = rng.normal(size=poses.shape)
+        direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+        size = self.outlier_size * rng.uniform(0.5, 1.5, poses.shape[:-1] + (1,))
+        noisy += (rng.random(poses.shape[:-1] + (1,)) < self.outlier_rate) * direction * size
+        swap = rng.random(poses.shape[:-2]) < self.swap_rate
+        noisy[swap] = noisy[swap][..., MIRROR, :]
+        return noisy
+
+
+NOISE_3D = Noise(sigma=20.0, outlier_rate=0.03, outlier_size=200.0, swap_rate=0.02)  # mm
+
+
+def noise_2d(bbox_size: float) -> Noise:
+    """2D detector noise scaled to the person's bounding-box size in pixels."""
+    return Noise(sigma=0.03 * bbox_size, outlier_rate=0.03, outlier_size=0.3 * bbox_size, swap_rate=0.02)
+
+
+def random_camera(rng: np.random.Generator, target: np.ndarray):
+    """A virtual camera looking at `target` (3,) mm: (rotation world->camera (3, 3), position (3,), focal px)."""
+    yaw, pitch = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(-5, 25))
+    distance = rng.uniform(3000, 6000)
+    forward = np.array([np.sin(yaw) * np.cos(pitch), -np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+    position = target - forward * distance
+    right = np.cross(np.array([0.0, 1.0, 0.0]), forward)
+    right /= np.linalg.norm(right)
+    up = np.cross(forward, right)
+    return np.stack([right, up, forward]), position, rng.uniform(800, 1400)
+
+
+def project(poses: np.ndarray, camera) -> np.ndarray:
+    """poses (..., J, 3) world mm -> pixels (..., J, 2), image centre at IMAGE_SIZE / 2, v pointing down."""
+    rotation, position, focal = camera
+    cam = (poses - position) @ rotation.T
+    z = np.maximum(cam[..., 2:3], 100.0)
+    uv = focal * cam[..., :2] / z
+    return np.stack([uv[..., 0] + IMAGE_SIZE[0] / 2, IMAGE_SIZE[1] / 2 - uv[..., 1]], axis=-1)
+
+
+def bbox_size(poses_2d: np.ndarray) -> np.ndarray:
+    """poses (..., F, J, 2) -> the larger side of the bounding box over joints, per frame (..., F)."""
+    extent = poses_2d.max(axis=-2) - poses_2d.min(axis=-2)
+    return extent.max(axis=-1)
+
+
+def augment(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """window (F, 17, 3) world mm: rotation about the vertical axis, mirroring, small scale change."""
+    angle = rng.uniform(0, 2 * np.pi)
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    root = window[:, :1].mean(axis=0, keepdims=True)
+    out = (window - root) @ rotation.T * rng.uniform(0.9, 1.1) + root
+    if rng.random() < 0.5:
+        out = out[:, MIRROR] * np.array([-1.0, 1.0, 1.0])
+    return out
+
+
+def resample(sequence: np.ndarray, start: float, speed: float, frames: int) -> np.ndarray:
+    """Frames start, start + speed, ... of a sequence (F, J, D), linearly interpolated in time."""
+    t = start + speed * np.arange(frames)
+    i = np.minimum(np.floor(t).astype(int), len(sequence) - 2)
+    w = (t - i)[:, None, None]
+    return sequence[i] * (1 - w) + sequence[i + 1] * w

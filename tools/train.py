@@ -1,0 +1,165 @@
+"""Train the shipped default models on motion capture (PyTorch; never needed at run time).
+
+    python tools/train.py --kind 3d --minutes 25 --seed 0 -o build/train/h36m17-3d.pth.tar
+    python tools/train.py --kind 2d --minutes 25 --seed 0 -o build/train/h36m17-2d.pth.tar
+
+Windows of T = 101 frames are cut from ../shared/data/motion_train.npz at a random speed (0.8-1.2x,
+linear resampling), rotated about the vertical axis, mirrored (left/right swapped) and scaled (0.9-1.1);
+their keyframes get detector-like noise (tools/motion_data.py). 3D: root-relative at the pelvis, in metres
+during training; the exported weights are rescaled to take and give millimetres (exact: the model is
+linear at its input and output). 2D: pixels of a random virtual camera, divided by the image size.
+L1 loss on all frames, as in the official trainer. The checkpoint with the best validation MPJPE on
+windows of motion_val.npz is written in the official trainer's format ({epoch, state_dict, performance,
+optimizer}) for tools/convert_weights.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import motion_data as md  # noqa: E402
+from torch_model import PoseRefinementModel  # noqa: E402
+
+K, Q, C, L = 10, 10, 64, 4
+T = K * Q + 1
+METRES = 1000.0  # 3D training units: mm / 1000
+
+
+def sample_windows(sequences, lengths, batch, rng, kind):
+    """-> (keyframes (B, Q+1, P), targets (B, T, P)) float32, in training units."""
+    kfs, targets = [], []
+    weights = lengths / lengths.sum()
+    for _ in range(batch):
+        seq = sequences[rng.choice(len(sequences), p=weights)]
+        speed = rng.uniform(0.8, 1.2)
+        start = rng.uniform(0, len(seq) - 1 - speed * (T - 1) - 1e-6)
+        world = md.augment(md.resample(seq, start, speed, T), rng)
+        kf, target = make_pair(world, rng, kind)
+        kfs.append(kf)
+        targets.append(target)
+    return (torch.from_numpy(np.stack(kfs).astype(np.float32)), torch.from_numpy(np.stack(targets).astype(np.float32)))
+
+
+def make_pair(world, rng, kind):
+    """world (T, 17, 3) mm -> noisy keyframes and clean targets, flattened, in training units."""
+    if kind == "3d":
+        noisy = md.NOISE_3D.apply(world[::K], rng)
+        kf = (noisy - noisy[:, :1]) / METRES
+        target = (world - world[:, :1]) / METRES
+    else:
+        camera = md.random_camera(rng, world[:, 0].mean(axis=0))
+        pixels = md.project(world, camera)
+        noise = md.noise_2d(float(md.bbox_size(pixels[::K]).mean()))
+        kf = noise.apply(pixels[::K], rng) / md.IMAGE_SIZE
+        target = pixels / md.IMAGE_SIZE
+    return kf.reshape(Q + 1, -1), target.reshape(T, -1)
+
+
+def validation_error(model, kf, target, kind):
+    """Mean per-joint error over all frames: mm (3D) or fraction of the image size (2D)."""
+    with torch.no_grad():
+        out = model.forward_keyframes(kf)
+    dims = 3 if kind == "3d" else 2
+    err = (out - target).reshape(out.shape[0], T, 17, dims).norm(dim=-1).mean().item()
+    return err * METRES if kind == "3d" else err
+
+
+def export_units(state_dict, kind):
+    """Rescales a metre-trained 3D model to millimetres in and out (exact): X = W_i kf + b_i scales with the
+    input, the encoder sees W_e X / s, and the output head and interpolation bias are multiplied by s."""
+    if kind != "3d":
+        return state_dict
+    sd = {k: v.clone() for k, v in state_dict.items()}
+    sd["l_interp.bias"] *= METRES
+    sd["encoder_emb.weight"] /= METRES
+    sd["fc.weight"] *= METRES
+    sd["fc.bias"] *= METRES
+    return sd
+
+
+def import_units(state_dict, kind):
+    """The inverse of export_units, to continue training from a written checkpoint."""
+    if kind != "3d":
+        return state_dict
+    sd = {k: v.clone() for k, v in state_dict.items()}
+    sd["l_interp.bias"] /= METRES
+    sd["encoder_emb.weight"] *= METRES
+    sd["fc.weight"] /= METRES
+    sd["fc.bias"] /= METRES
+    return sd
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=["3d", "2d"], required=True)
+    parser.add_argument("--minutes", type=float, default=25.0, help="training time budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", type=Path, help="continue from a checkpoint written by this script")
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+
+    train = [s for s in md.load_sequences("train") if len(s) >= 1.2 * (T - 1) + 2]
+    lengths = np.array([len(s) for s in train], dtype=np.float64)
+    val_rng = np.random.default_rng(1234)  # the same validation windows for every run
+    val = [s for s in md.load_sequences("val") if len(s) >= T + 1]
+    val_lengths = np.array([len(s) for s in val], dtype=np.float64)
+    pairs = [make_pair(md.resample(val[i], val_rng.uniform(0, len(val[i]) - T - 1), 1.0, T), val_rng, args.kind)
+             for i in val_rng.choice(len(val), size=512, p=val_lengths / val_lengths.sum())]
+    val_kf = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
+    val_target = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
+
+    P = 51 if args.kind == "3d" else 34
+    model = PoseRefinementModel(K, Q, P, C, L, expansion_factor=2, dropout=0.1, reduce_token=4, reduce_channel=1)
+    if args.init:
+        model.load_state_dict(import_units(torch.load(args.init, weights_only=True)["state_dict"], args.kind))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    budget = args.minutes * 60
+    start = time.monotonic()
+    best, best_state, step, history = math.inf, None, 0, []
+    while (elapsed := time.monotonic() - start) < budget:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        kf, target = sample_windows(train, lengths, args.batch, rng, args.kind)
+        loss = (model.forward_keyframes(kf) - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 250 == 0:
+            model.eval()
+            err = validation_error(model, val_kf, val_target, args.kind)
+            history.append((step, round(elapsed), err))
+            print(f"step {step} {elapsed / 60:.1f} min lr {lr:.2e} loss {loss.item():.5f} val {err:.4f}", flush=True)
+            if err < best:
+                best, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.eval()
+    err = validation_error(model, val_kf, val_target, args.kind)
+    if err < best or best_state is None:
+        best, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": step, "state_dict": export_units(best_state, args.kind),
+                "performance": {"val_window_error": best, "units": "mm" if args.kind == "3d" else "image fraction",
+                                "steps": step, "history": history, "seed": args.seed,
+                                "command": "python tools/train.py " + " ".join(sys.argv[1:] if argv is None else argv)},
+                "optimizer": optimizer.state_dict()}, args.output)
+    print(json.dumps({"output": str(args.output), "steps": step, "best_val": best}))
+
+
+if __name__ == "__main__":
+    main()

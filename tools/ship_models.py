@@ -28,7 +28,7 @@ from msf.convert import convert  # noqa: E402
 
 MODELS = {
     "h36m17-3d": dict(skeleton="h36m17", dims=3, units="mm", root_joints=[0], image_normalised=False),
-    "h36m17-2d": dict(skeleton="h36m17", dims=2, units="px", root_joints=[], image_normalised=True),
+    "h36m17-2d": dict(skeleton="h36m17", dims=2, units="normalised", root_joints=[], image_normalised=True),
 }
 DATA = ("CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu; funded by NSF EIA-0196217), H36M-17 "
         "joints, 30 fps: train = motion_train.npz (subjects 07, 08, 09, 13, 14, salsa 60/61), validation = "

@@ -34,33 +34,48 @@ METRES = 1000.0  # 3D training units: mm / 1000
 
 
 def sample_windows(sequences, lengths, batch, rng, kind):
-    """-> (keyframes (B, Q+1, P), targets (B, T, P)) float32, in training units."""
-    kfs, targets = [], []
+    """-> (keyframes (B, Q+1, P), targets (B, T, P), masks (B, T)) float32, in training units."""
+    kfs, targets, masks = [], [], []
     weights = lengths / lengths.sum()
     for _ in range(batch):
         seq = sequences[rng.choice(len(sequences), p=weights)]
         speed = rng.uniform(0.8, 1.2)
         start = rng.uniform(0, len(seq) - 1 - speed * (T - 1) - 1e-6)
         world = md.augment(md.resample(seq, start, speed, T), rng)
-        kf, target = make_pair(world, rng, kind)
+        kf, target, mask = make_pair(world, rng, kind)
         kfs.append(kf)
         targets.append(target)
-    return (torch.from_numpy(np.stack(kfs).astype(np.float32)), torch.from_numpy(np.stack(targets).astype(np.float32)))
+        masks.append(mask)
+    return tuple(torch.from_numpy(np.stack(a).astype(np.float32)) for a in (kfs, targets, masks))
 
 
-def make_pair(world, rng, kind):
-    """world (T, 17, 3) mm -> noisy keyframes and clean targets, flattened, in training units."""
+def make_pair(world, rng, kind, ends=True):
+    """world (T, 17, 3) mm -> (noisy keyframes (Q+1, P), clean targets (T, P), frame mask (T,)), in training units.
+
+    With `ends`, a fifth of the windows are short videos (n < T frames) and a fifth end on an off-grid
+    frame, built exactly as recover() builds them: detections on keyframe_indices(n, K), each normalised,
+    the grid point after an off-grid last detection extrapolated linearly, the grid padded by repeating
+    its last keyframe; the loss then covers only the video's frames."""
+    mode = rng.choice(["full", "short", "off-grid"], p=[0.6, 0.2, 0.2]) if ends else "full"
+    n = {"full": T, "short": rng.integers(2, T), "off-grid": rng.integers((Q - 1) * K + 2, Q * K + 1)}[mode]
+    frames = np.arange(0, n, K) if (n - 1) % K == 0 else np.append(np.arange(0, n, K), n - 1)
     if kind == "3d":
-        noisy = md.NOISE_3D.apply(world[::K], rng)
-        kf = (noisy - noisy[:, :1]) / METRES
+        noisy = md.NOISE_3D.apply(world[frames], rng)
+        detections = (noisy - noisy[:, :1]) / METRES
         target = (world - world[:, :1]) / METRES
     else:
         camera = md.random_camera(rng, world[:, 0].mean(axis=0))
         pixels = md.project(world, camera)
-        noise = md.noise_2d(float(md.bbox_size(pixels[::K]).mean()))
-        kf = noise.apply(pixels[::K], rng) / md.IMAGE_SIZE
+        noise = md.noise_2d(float(md.bbox_size(pixels[frames]).mean()))
+        detections = noise.apply(pixels[frames], rng) / md.IMAGE_SIZE
         target = pixels / md.IMAGE_SIZE
-    return kf.reshape(Q + 1, -1), target.reshape(T, -1)
+    grid = list(detections)
+    if (n - 1) % K:
+        t0, t1 = frames[-2], frames[-1]
+        grid[-1] = grid[-1] + (grid[-1] - grid[-2]) * ((-(-t1 // K) * K - t1) / (t1 - t0))
+    grid += [grid[-1]] * (Q + 1 - len(grid))
+    mask = (np.arange(T) < n).astype(np.float32)
+    return np.stack(grid).reshape(Q + 1, -1), target.reshape(T, -1), mask
 
 
 def validation_error(model, kf, target, kind):
@@ -117,7 +132,8 @@ def main(argv=None):
     val_rng = np.random.default_rng(1234)  # the same validation windows for every run
     val = [s for s in md.load_sequences("val") if len(s) >= T + 1]
     val_lengths = np.array([len(s) for s in val], dtype=np.float64)
-    pairs = [make_pair(md.resample(val[i], val_rng.uniform(0, len(val[i]) - T - 1), 1.0, T), val_rng, args.kind)
+    pairs = [make_pair(md.resample(val[i], val_rng.uniform(0, len(val[i]) - T - 1), 1.0, T), val_rng, args.kind,
+                       ends=False)
              for i in val_rng.choice(len(val), size=512, p=val_lengths / val_lengths.sum())]
     val_kf = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
     val_target = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
@@ -135,8 +151,8 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        kf, target = sample_windows(train, lengths, args.batch, rng, args.kind)
-        loss = (model.forward_keyframes(kf) - target).abs().mean()
+        kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind)
+        loss = ((model.forward_keyframes(kf) - target).abs() * mask[..., None]).sum() / (mask.sum() * target.shape[-1])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

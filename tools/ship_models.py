@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -33,6 +34,14 @@ MODELS = {
 DATA = ("CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu; funded by NSF EIA-0196217), H36M-17 "
         "joints, 30 fps: train = motion_train.npz (subjects 07, 08, 09, 13, 14, salsa 60/61), validation = "
         "motion_val.npz (03, 05, 12)")
+
+
+def training_runs(checkpoint: Path) -> list[dict]:
+    """The train.py runs that made a checkpoint, first to last, following their --init arguments."""
+    performance = torch.load(checkpoint, weights_only=True)["performance"]
+    words = performance["command"].split()
+    before = training_runs(ROOT / words[words.index("--init") + 1]) if "--init" in words else []
+    return before + [performance]
 
 
 def main(argv=None) -> int:
@@ -56,10 +65,13 @@ def main(argv=None) -> int:
                 noise = {"2d": "per keyframe, scaled by the bounding-box size b: sigma 0.03 b, outliers 3% of joints "
                                "of 0.3 b (x0.5-1.5), left/right swaps 2% of keyframes",
                          "cameras": "random yaw, pitch -5..25 deg, distance 3-6 m, focal 800-1400 px, 1000x1000 image"}
+        runs = training_runs(checkpoint)
         description = json.dumps({
             "data": DATA, "noise_model": noise,
-            "training": "python tools/train.py --kind " + pose_kind(pose) + " (see the checkpoint fields for the "
-                        "exact command, seed and steps)",
+            "training": {"commands": [r["command"] for r in runs], "seeds": [r["seed"] for r in runs],
+                         "steps": sum(r["steps"] for r in runs),
+                         "val_window_error": round(runs[-1]["val_window_error"], 4),
+                         "val_window_error_units": runs[-1]["units"]},
             "validation": {"protocol": "benchmarks/accuracy.py: whole motion_val.npz sequences through recover(), "
                                        "seed 0", "figures": figures},
         })
@@ -67,10 +79,6 @@ def main(argv=None) -> int:
         convert(checkpoint, output, source=description, **pose)
         print(f"wrote {output}: {json.dumps(figures)}")
     return 0
-
-
-def pose_kind(pose: dict) -> str:
-    return "3d" if pose["dims"] == 3 else "2d"
 
 
 if __name__ == "__main__":

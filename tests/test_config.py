@@ -82,7 +82,15 @@ def test_metadata_is_checked():
         msf.Model.from_tensors(tensors, {"pose": json.dumps({"joints": ["a"] * 16, "dims": 3})})
     with pytest.raises(msf.WeightsError, match="JSON"):
         msf.Model.from_tensors(tensors, {"pose": "{"})
-    if HAS_CPP:
-        for metadata in ({"format": "pt"}, {"format_version": "2"}):
+    bad = ({"format": "pt"}, {"format_version": "2"}, {"config": json.dumps({"K": 5})},
+           {"config": json.dumps({"C": "64"})}, {"config": json.dumps({"L": 4.0})}, {"config": "[1]"},
+           {"config": "{"}, {"pose": json.dumps({"joints": ["a"] * 16, "dims": 3})},
+           {"pose": json.dumps({"joints": ["a"] * 17})}, {"pose": json.dumps({"dims": 3})},
+           {"pose": json.dumps({"joints": "abc", "dims": 3})}, {"pose": "{"})
+    for loader, load in loaders():
+        for metadata in bad:
             with pytest.raises(msf.WeightsError):
-                _core.Model.from_buffer(weights.to_bytes(tensors, metadata))
+                load(tensors, metadata)
+                pytest.fail(f"{loader} accepted {metadata}")
+        ok = {"config": CONFIG.to_json(), "pose": json.dumps({"joints": ["a"] * 17, "dims": 3, "units": "mm"})}
+        load(tensors, ok)

@@ -151,6 +151,34 @@ kernels::SynthAttentionWeights view(const SynthStore& s, int N, int D, int d, in
             s.value_w.empty() ? nullptr : s.value_w.data(), s.value_b.empty() ? nullptr : s.value_b.data()};
 }
 
+// The file's stated config must agree with the shapes, and its pose convention must describe P values.
+void check_metadata(const Metadata& metadata, const Config& c) {
+    auto config = metadata.find("config");
+    if (config != metadata.end()) {
+        const std::map<std::string, std::string> stated = json_object_members(config->second);
+        const std::pair<const char*, int> inferred[] = {
+            {"K", c.K}, {"Q", c.Q}, {"P", c.P}, {"C", c.C}, {"L", c.L}, {"ffn_hidden", c.ffn_hidden}, {"d_t", c.d_t},
+            {"d_c", c.d_c}, {"se_t", c.se_t}, {"se_c", c.se_c}, {"reweight_hidden", c.reweight_hidden}};
+        for (const auto& [key, value] : inferred) {
+            auto it = stated.find(key);
+            long long v = 0;
+            if (it != stated.end() && (!json_integer(it->second, v) || v != value))
+                throw WeightsError(std::string("metadata config disagrees with the tensor shapes: ") + key + " stated " +
+                                   it->second.substr(0, 40) + ", shapes give " + std::to_string(value));
+        }
+    }
+    auto pose = metadata.find("pose");
+    if (pose == metadata.end()) return;
+    const std::map<std::string, std::string> p = json_object_members(pose->second);
+    auto joints = p.find("joints"), dims = p.find("dims");
+    if (joints == p.end() && dims == p.end()) return;
+    long long d = 0;
+    const long long j = joints == p.end() ? -1 : json_array_length(joints->second);
+    if (j < 0 || dims == p.end() || !json_integer(dims->second, d) || d < 1 || j * d != c.P)
+        throw WeightsError("metadata pose must give a list of J joint names and D dims with J*D = P = " +
+                           std::to_string(c.P));
+}
+
 }  // namespace
 
 Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_unique<Impl>()) {
@@ -162,6 +190,7 @@ Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_uniq
         throw WeightsError("format_version '" + ver->second + "' is not supported (this msf reads version 1)");
     TensorSource src(tensors);
     const Config c = infer_config(src);
+    check_metadata(metadata, c);
     const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden, H = c.reweight_hidden;
     Impl& m = *impl_;
     m.config = c;

@@ -101,6 +101,13 @@ public:
         pos_ = 0;
     }
 
+    // Skips one value (already validated) and tells where the reader stands.
+    void skip() { skip_value(1); }
+    size_t position() {
+        peek();
+        return pos_;
+    }
+
     // Next significant character, or '\0' at the end (a literal NUL is never valid here either).
     char peek() {
         while (pos_ < n_ && (p_[pos_] == ' ' || p_[pos_] == '\t' || p_[pos_] == '\n' || p_[pos_] == '\r'))
@@ -453,6 +460,41 @@ StFile parse_safetensors(const uint8_t* bytes, size_t size) {
         r.dtype->convert(data + r.begin, count, r.tensor->data.data());
     }
     return file;
+}
+
+std::map<std::string, std::string> json_object_members(const std::string& text) {
+    Json json(text.data(), text.size());
+    json.validate();
+    if (json.peek() != '{') fail("metadata value is not a JSON object");
+    std::map<std::string, std::string> out;
+    json.members([&](std::string key) {
+        const size_t start = json.position();
+        json.skip();
+        if (!out.emplace(key, text.substr(start, json.position() - start)).second)
+            fail("duplicate key " + printable(key) + " in a metadata object");
+    });
+    return out;
+}
+
+bool json_integer(const std::string& text, long long& value) {
+    size_t i = text[0] == '-' ? 1 : 0;
+    if (text.size() == i || text.size() - i > 18) return false;  // 18 digits cannot overflow long long
+    for (size_t k = i; k < text.size(); ++k)
+        if (text[k] < '0' || text[k] > '9') return false;
+    value = std::stoll(text);
+    return true;
+}
+
+long long json_array_length(const std::string& text) {
+    Json json(text.data(), text.size());
+    json.validate();
+    if (json.peek() != '[') return -1;
+    long long n = 0;
+    json.elements([&] {
+        json.skip();
+        ++n;
+    });
+    return n;
 }
 
 StFile read_safetensors_file(const std::string& path) {

@@ -59,7 +59,8 @@ class Model:
         stated = _json_object(metadata, "config")
         if stated is not None:
             inferred = asdict(config)
-            disagree = {k: (v, inferred[k]) for k, v in stated.items() if k in inferred and v != inferred[k]}
+            disagree = {k: (v, inferred[k]) for k, v in stated.items() if k in inferred
+                        and (not isinstance(v, int) or isinstance(v, bool) or v != inferred[k])}
             if disagree:
                 raise WeightsError("metadata config disagrees with the tensor shapes "
                                    + ", ".join(f"{k}: stated {s}, shapes give {i}" for k, (s, i) in disagree.items()))

@@ -64,8 +64,10 @@ inline float erfc(float x) {
     poly = poly * t + 1.00002368f;
     poly = poly * t - 1.26551223f;
     const float tail = t * exp(-z * z + poly);  // erfc(|x|)
-    if (z < 0.5f) return x < 0.0f ? 1.0f + erf_small : 1.0f - erf_small;
-    return x < 0.0f ? 2.0f - tail : tail;
+    // selects, not branches, so that loops over erfc vectorise
+    const float near = x < 0.0f ? 1.0f + erf_small : 1.0f - erf_small;
+    const float far = x < 0.0f ? 2.0f - tail : tail;
+    return z < 0.5f ? near : far;
 }
 
 }  // namespace msf::vmath

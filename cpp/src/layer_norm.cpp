@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels.hpp"
+#include "vmath.hpp"
 
 namespace msf::kernels {
 
@@ -10,13 +11,9 @@ void layer_norm_forward(float* out, const float* in, const float* weight, const 
     for (int r = 0; r < rows; ++r) {
         const float* x = in + static_cast<size_t>(r) * C;
         float* y = out + static_cast<size_t>(r) * C;
-        float mean = 0.0f;
-        for (int c = 0; c < C; ++c) mean += x[c];
-        mean /= static_cast<float>(C);
+        const float mean = vmath::sum(x, C) / static_cast<float>(C);
         // two passes: the one-pass E[x^2] - mean^2 form cancels badly in float32
-        float var = 0.0f;
-        for (int c = 0; c < C; ++c) var += (x[c] - mean) * (x[c] - mean);
-        var /= static_cast<float>(C);
+        const float var = vmath::sum_squared_deviation(x, C, mean) / static_cast<float>(C);
         const float inv_std = 1.0f / std::sqrt(var + 1e-5f);
         for (int c = 0; c < C; ++c) y[c] = (x[c] - mean) * inv_std * weight[c] + bias[c];
     }

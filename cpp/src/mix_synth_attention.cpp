@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels.hpp"
+#include "vmath.hpp"
 
 namespace msf::kernels {
 
@@ -32,12 +33,11 @@ void mix_synth_attention_forward(float* out, const float* z, const MixSynthAtten
     synth_attention_forward(y_token, z, w.token, branch_scratch);
     synth_attention_forward(y_channel_t, z_t, w.channel, branch_scratch);
 
-    for (int t = 0; t < T; ++t) {
-        float sum = 0.0f;
-        for (int c = 0; c < C; ++c)
-            sum += y_token[static_cast<size_t>(t) * C + c] + y_channel_t[static_cast<size_t>(c) * T + t];
-        g[t] = sum / static_cast<float>(C);
-    }
+    // g[t] = mean over channels of y_token + y_channel; the channel branch is read row by row (contiguous)
+    for (int t = 0; t < T; ++t) g[t] = vmath::sum(y_token + static_cast<size_t>(t) * C, C);
+    for (int c = 0; c < C; ++c)
+        for (int t = 0; t < T; ++t) g[t] += y_channel_t[static_cast<size_t>(c) * T + t];
+    for (int t = 0; t < T; ++t) g[t] /= static_cast<float>(C);
     linear_forward(hidden, g, w.fc1_t, w.fc1_b, 1, T, w.reweight_hidden);
     gelu_forward(hidden, static_cast<size_t>(w.reweight_hidden));
     linear_forward(m, hidden, w.fc2_t, w.fc2_b, 1, w.reweight_hidden, 2 * T);

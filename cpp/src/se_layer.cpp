@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels.hpp"
+#include "vmath.hpp"
 
 namespace msf::kernels {
 
@@ -9,19 +10,13 @@ void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, 
     // e (N, d) in place, w1 (H, N), w2 (N, H); scratch: s (N), hidden (H)
     float* s = scratch;
     float* hidden = scratch + N;
-    for (int n = 0; n < N; ++n) {
-        float sum = 0.0f;
-        for (int j = 0; j < d; ++j) sum += e[static_cast<size_t>(n) * d + j];
-        s[n] = sum / static_cast<float>(d);
-    }
+    for (int n = 0; n < N; ++n) s[n] = vmath::sum(e + static_cast<size_t>(n) * d, d) / static_cast<float>(d);
     for (int h = 0; h < H; ++h) {
-        float acc = 0.0f;
-        for (int n = 0; n < N; ++n) acc += w1[static_cast<size_t>(h) * N + n] * s[n];
+        const float acc = vmath::dot(w1 + static_cast<size_t>(h) * N, s, N);
         hidden[h] = acc > 0.0f ? acc : 0.0f;
     }
     for (int n = 0; n < N; ++n) {
-        float acc = 0.0f;
-        for (int h = 0; h < H; ++h) acc += w2[static_cast<size_t>(n) * H + h] * hidden[h];
+        const float acc = vmath::dot(w2 + static_cast<size_t>(n) * H, hidden, H);
         const float gate = 1.0f / (1.0f + std::exp(-acc));
         for (int j = 0; j < d; ++j) e[static_cast<size_t>(n) * d + j] *= gate;
     }

@@ -70,4 +70,37 @@ inline float erfc(float x) {
     return z < 0.5f ? near : far;
 }
 
+// Sums in 8 interleaved partial sums, which the compiler vectorises (it may not reorder one running
+// sum without -ffast-math). The order is fixed, so a window's result never depends on its batch.
+inline float dot(const float* a, const float* b, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+
+inline float sum(const float* a, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += a[i + l];
+    float total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) total += a[i];
+    return total;
+}
+
+// sum of (a[i] - mean)^2
+inline float sum_squared_deviation(const float* a, int n, float mean) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += (a[i + l] - mean) * (a[i + l] - mean);
+    float total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) total += (a[i] - mean) * (a[i] - mean);
+    return total;
+}
+
 }  // namespace msf::vmath

@@ -37,12 +37,12 @@ def test_random_configs_match_float64_reference(backend, config, batch, seed):
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
-@pytest.mark.parametrize("reduce", [(4, 1), (1, 1), (4, 8), (1, 8)])
+@pytest.mark.parametrize("reduce", [(4, 1), (1, 8)])  # other (r_t, r_c) are drawn by the random-config test
 def test_official_configs_large_batch(backend, name, reduce):
     config = official_config(*OFFICIAL[name], *reduce)
     tensors = random_state_dict(config, seed=3)
     refiner = msf.Refiner(msf.Model.from_tensors(tensors), backend)
-    keyframes = np.random.default_rng(4).standard_normal((130, config.n_keyframes, config.P)).astype(np.float32)
+    keyframes = np.random.default_rng(4).standard_normal((101, config.n_keyframes, config.P)).astype(np.float32)
     out = refiner.refine(keyframes)
     assert_close(out, reference64(tensors, config, keyframes), atol_of_max=MODEL_ATOL_OF_MAX,
                  what=f"{backend} {name} {reduce}")

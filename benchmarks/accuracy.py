@@ -101,12 +101,40 @@ def evaluate_2d(refiner, sequences, rng):
     return {name: 100 * np.concatenate([h.reshape(-1, 3) for h in hits[name]]).mean(axis=0) for name in hits}
 
 
+def plot(refiner, sequence, rng, path):
+    """One held-out sequence: a wrist's height (ground truth, noisy keyframes, linear, msf) and the
+    per-frame MPJPE of both methods."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(sequence)
+    idx = msf.keyframe_indices(n, refiner.config.K)
+    noisy = md.NOISE_3D.apply(sequence[idx], rng)
+    preds = {"linear": linear(noisy, idx, n), "msf": refiner.recover(noisy, n).astype(np.float64)}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, layout="constrained")
+    rel = lambda x: x - x[:, :1]  # noqa: E731
+    top.plot(rel(sequence)[:, 16, 1], color="k", lw=1, label="ground truth")
+    top.plot(idx, rel(noisy)[:, 16, 1], "o", ms=3, color="C2", label="noisy keyframes")
+    for (name, pred), style in zip(preds.items(), ("--", "-")):
+        top.plot(rel(pred)[:, 16, 1], style, lw=1.2, label=name)
+        bottom.plot(mpjpe(pred, sequence).mean(axis=1), style, lw=1.2,
+                    label=f"{name}: {mpjpe(pred, sequence).mean():.1f} mm")
+    top.set_ylabel("right wrist height (mm)")
+    top.legend(fontsize=7, ncol=4)
+    bottom.set_ylabel("MPJPE (mm)")
+    bottom.set_xlabel("frame (30 fps)")
+    bottom.legend(fontsize=7)
+    fig.savefig(path, dpi=80)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-3d", default="h36m17-3d")
     parser.add_argument("--model-2d", default="h36m17-2d")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="val", help="data split (only train and val are available)")
+    parser.add_argument("--plot", help="write a PNG of one sequence (needs matplotlib)")
     args = parser.parse_args(argv)
     sequences = md.load_sequences(args.split)
     print(f"data: motion_{args.split}.npz, {len(sequences)} sequences, {sum(map(len, sequences))} frames; "
@@ -122,6 +150,8 @@ def main(argv=None):
         print(f"\nmsf MPJPE vs best interpolation: {100 * (1 - res['msf'][0] / best):+.1f}% lower "
               f"(target >= 20%); accel. vs cubic: {res['msf'][1]:.2f} vs {res['cubic'][1]:.2f} "
               f"(target: no worse)\n")
+        if args.plot:
+            plot(r3, sequences[2], np.random.default_rng(args.seed), args.plot)
     if args.model_2d:
         r2 = msf.Refiner.load(args.model_2d)
         res = evaluate_2d(r2, sequences, np.random.default_rng(args.seed + 1))

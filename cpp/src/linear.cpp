@@ -123,10 +123,45 @@ __attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, 
     MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
 #undef MSF_STORE
 }
+
+// Narrow products (N <= 16, e.g. the reduced attention d_t = T/4): rows <= 16 x width <= 16, one zmm each,
+// so that a 32-wide tile does not leave most of its lanes idle.
+__attribute__((target("avx512f"))) void tile_avx512_narrow(float* out, const float* a, const float* b,
+                                                           const float* col_bias, const float* row_bias, int rows,
+                                                           int K, int N, int width) {
+    const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
+    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
+    MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7) MSF_ROW_POINTERS(8) MSF_ROW_POINTERS(9)
+    MSF_ROW_POINTERS(10) MSF_ROW_POINTERS(11) MSF_ROW_POINTERS(12) MSF_ROW_POINTERS(13) MSF_ROW_POINTERS(14)
+    MSF_ROW_POINTERS(15)
+    const __m512 cb = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
+#define MSF_INIT(R) __m512 c##R = _mm512_add_ps(cb, _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f));
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
+    MSF_INIT(8) MSF_INIT(9) MSF_INIT(10) MSF_INIT(11) MSF_INIT(12) MSF_INIT(13) MSF_INIT(14) MSF_INIT(15)
+#undef MSF_INIT
+    for (int k = 0; k < K; ++k) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + static_cast<size_t>(k) * N);
+#define MSF_FMA(R) c##R = _mm512_fmadd_ps(_mm512_set1_ps(a##R[k]), b0, c##R);
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7)
+        MSF_FMA(8) MSF_FMA(9) MSF_FMA(10) MSF_FMA(11) MSF_FMA(12) MSF_FMA(13) MSF_FMA(14) MSF_FMA(15)
+#undef MSF_FMA
+    }
+#define MSF_STORE(R) \
+    if (rows > R) _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R);
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11) MSF_STORE(12) MSF_STORE(13) MSF_STORE(14) MSF_STORE(15)
+#undef MSF_STORE
+}
 #undef MSF_ROW_POINTERS
 
 __attribute__((target("avx512f"))) void gemm_avx512(float* out, const float* a, const float* b, const float* col_bias,
                                                     const float* row_bias, int M, int K, int N) {
+    if (N <= 16) {
+        for (int m = 0; m < M; m += 16)
+            tile_avx512_narrow(out + static_cast<size_t>(m) * N, a + static_cast<size_t>(m) * K, b, col_bias,
+                               row_bias ? row_bias + m : nullptr, M - m < 16 ? M - m : 16, K, N, N);
+        return;
+    }
     for (int m = 0; m < M; m += 8)
         for (int n = 0; n < N; n += 32)
             tile_avx512(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,

@@ -174,7 +174,7 @@ def test_numpy_scalars_bytes_and_sets_outside_the_state_dict(torch):
 
 def test_legacy_format_refused_without_reading_it(torch):
     data = saved(torch, {"state_dict": {"w": torch.ones(2)}}, _use_new_zipfile_serialization=False)
-    with pytest.raises(LegacyFormatError, match=r"legacy \(pre-1.6\) torch.save format: re-save with torch>=1.6"):
+    with pytest.raises(LegacyFormatError, match=r"legacy \(pre-1.6\) torch.save format: re-save it with torch>=1.6"):
         read_checkpoint(data)
 
 

@@ -4,9 +4,12 @@
     python tools/convert_weights.py checkpoint.pth.tar -o model.safetensors [--skeleton ...]
 
 The same as `msf convert` (see `msf convert --help`): the checkpoint is read by msf's restricted
-reader, which executes nothing from the file.
+reader, which executes nothing from the file. One addition: a legacy (pre-1.6, not zip) checkpoint,
+which that reader refuses, is re-saved in the zip format by torch.load(weights_only=True) when PyTorch
+is installed here (torch's own allowlisting unpickler, which executes nothing either), then converted.
 """
 import sys
+import tempfile
 from pathlib import Path
 
 try:
@@ -14,6 +17,34 @@ try:
 except ImportError:  # run from a source checkout where msf is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from msf.cli import main
+from msf.checkpoint import LegacyFormatError, load_checkpoint
+
+
+def resave_legacy(path: Path, directory: str) -> Path | None:
+    """A zip-format copy (same file name, in `directory`) of a legacy checkpoint, or None if it is not one
+    or torch is missing (then msf convert reports the legacy format itself)."""
+    try:
+        load_checkpoint(path)
+        return None
+    except LegacyFormatError:
+        pass
+    except Exception:  # any other problem is msf convert's to report
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    copy = Path(directory) / path.name
+    torch.save(torch.load(path, map_location="cpu", weights_only=True), copy)
+    return copy
+
 
 if __name__ == "__main__":
-    sys.exit(main(["convert", *sys.argv[1:]]))
+    argv = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        if argv and not argv[0].startswith("-") and Path(argv[0]).is_file():
+            copy = resave_legacy(Path(argv[0]), tmp)
+            if copy is not None:
+                print(f"{argv[0]}: legacy torch.save format, re-saved by torch for conversion", file=sys.stderr)
+                argv = [str(copy), *argv[1:]]
+        sys.exit(main(["convert", *argv]))

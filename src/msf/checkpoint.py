@@ -35,7 +35,8 @@ MAX_MEMBERS = 1 << 16
 ZIP_MAGIC = b"PK\x03\x04"
 # torch.save before 1.6: pickle protocol 2 of the long 0x1950a86a20f9469cfc6c, then more pickles
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-LEGACY_MESSAGE = "legacy (pre-1.6) torch.save format: re-save with torch>=1.6 or convert with torch installed"
+LEGACY_MESSAGE = ("legacy (pre-1.6) torch.save format: re-save it with torch>=1.6, or convert it with "
+                  "tools/convert_weights.py where torch is installed")
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
@@ -491,21 +492,4 @@ def _load(file: BinaryIO, file_size: int) -> Checkpoint:
                               f"save contiguous tensors, e.g. {{k: v.clone() for k, v in state_dict.items()}}")
     order, cache = archive.byteorder(), {}
     state = {name: _materialise(t, archive, order, cache) for name, t in tensors.items()}
-    return Checkpoint(state, _fields(obj))
-
-
-def read_legacy_with_torch(source: str | os.PathLike | bytes | bytearray | memoryview) -> Checkpoint:
-    """A pre-1.6 checkpoint (see LegacyFormatError) read by torch.load(weights_only=True), torch's own
-    allowlisting unpickler, which executes nothing from the file either. Raises ImportError without torch."""
-    import torch
-
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        source = io.BytesIO(bytes(source))
-    try:
-        obj = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, ValueError, TypeError, EOFError, AttributeError, KeyError) as e:
-        raise CheckpointError(f"torch.load(weights_only=True) refused the legacy checkpoint: {e}") from None
-    tensors = _state_dict(obj, torch.is_tensor, lambda t: (str(t.dtype), t.is_floating_point()))
-    state = {name: (t.float() if t.dtype == torch.bfloat16 else t).detach().contiguous().numpy().copy()
-             for name, t in tensors.items()}
     return Checkpoint(state, _fields(obj))

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import pose as pose_, weights
-from .checkpoint import (LEGACY_MAGIC, LEGACY_MESSAGE, ZIP_MAGIC, Checkpoint, CheckpointError,
-                         LegacyFormatError, load_checkpoint, read_legacy_with_torch)
+from .checkpoint import LEGACY_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointError, load_checkpoint
 from .config import Config
 from .errors import InputError, WeightsError
 from .model import FORMAT, FORMAT_VERSION, Model
@@ -19,15 +18,10 @@ CheckpointSource = str | os.PathLike | bytes | bytearray | memoryview
 
 
 def _read(checkpoint: CheckpointSource) -> Checkpoint:
-    """Our restricted reader; for pre-1.6 files, torch.load(weights_only=True) when torch is installed.
+    """Our restricted reader (pre-1.6 files are refused: tools/convert_weights.py re-saves them with torch).
     Errors name the file."""
     try:
-        try:
-            return load_checkpoint(checkpoint)
-        except LegacyFormatError:
-            return read_legacy_with_torch(checkpoint)
-    except ImportError:
-        raise LegacyFormatError(f"{_name(checkpoint)}: {LEGACY_MESSAGE}") from None
+        return load_checkpoint(checkpoint)
     except CheckpointError as e:
         raise type(e)(f"{_name(checkpoint)}: {e}") from None
 

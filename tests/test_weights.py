@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
+from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict
 from msf import weights
 
 if HAS_CPP:

@@ -5,15 +5,19 @@
 namespace msf::kernels {
 
 MSF_VECTOR_CLONES void softmax_forward(float* x, int rows, int cols) {
-    // x (rows, cols) in place
+    // x (rows, cols) in place. The rows are short (d = N/r, often 12-32), so the exponentials run as one
+    // loop over the whole matrix, where vectorisation pays, between the per-row max and sum passes.
     for (int r = 0; r < rows; ++r) {
         float* row = x + static_cast<size_t>(r) * cols;
         float max = row[0];
         for (int c = 1; c < cols; ++c) max = row[c] > max ? row[c] : max;
-        for (int c = 0; c < cols; ++c) row[c] = vmath::exp(row[c] - max);
-        float sum = 0.0f;
-        for (int c = 0; c < cols; ++c) sum += row[c];
-        const float inv = 1.0f / sum;
+        for (int c = 0; c < cols; ++c) row[c] -= max;
+    }
+    const size_t n = static_cast<size_t>(rows) * cols;
+    for (size_t i = 0; i < n; ++i) x[i] = vmath::exp(x[i]);
+    for (int r = 0; r < rows; ++r) {
+        float* row = x + static_cast<size_t>(r) * cols;
+        const float inv = 1.0f / vmath::sum(row, cols);
         for (int c = 0; c < cols; ++c) row[c] *= inv;
     }
 }

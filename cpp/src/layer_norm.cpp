@@ -6,7 +6,7 @@
 
 namespace msf::kernels {
 
-void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C) {
+MSF_VECTOR_CLONES void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C) {
     // out (rows, C), in (rows, C), weight (C), bias (C)
     for (int r = 0; r < rows; ++r) {
         const float* x = in + static_cast<size_t>(r) * C;

@@ -6,7 +6,7 @@
 
 namespace msf::kernels {
 
-void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch) {
+MSF_VECTOR_CLONES void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch) {
     // e (N, d) in place, w1 (H, N), w2 (N, H); scratch: s (N), hidden (H)
     float* s = scratch;
     float* hidden = scratch + N;

@@ -5,6 +5,8 @@ The whole suite runs once per backend: MSF_BACKEND=cpp or MSF_BACKEND=numpy sele
 C++ extension into a failure instead of skipped C++ tests.
 """
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from msf.config import Config
 HAS_CPP = "cpp" in msf.backends()
 if os.environ.get("MSF_REQUIRE_CPP") == "1" and not HAS_CPP:
     raise RuntimeError("MSF_REQUIRE_CPP=1 but msf._core is not built: the C++ extension failed to install")
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
 
@@ -64,3 +68,12 @@ def backend() -> str:
     if chosen:
         return chosen
     return "cpp" if HAS_CPP else "numpy"
+
+
+@pytest.fixture(scope="module")
+def torch():
+    """PyTorch, with tools/ importable (tools/torch_model.py); the test is skipped without torch."""
+    torch = pytest.importorskip("torch")
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return torch

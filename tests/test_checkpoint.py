@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
@@ -19,16 +18,6 @@ from conftest import OFFICIAL
 from msf import checkpoint
 from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint, read_checkpoint
 from msf.errors import WeightsError
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    return torch
 
 
 def saved(torch, obj, **kwargs) -> bytes:

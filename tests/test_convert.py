@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from conftest import OFFICIAL, TOOLS, official_config, random_state_dict
 from msf import pose, weights
 from msf.checkpoint import CheckpointError
 from msf.config import Config
@@ -22,16 +22,7 @@ from msf.errors import InputError, WeightsError
 from test_checkpoint import archive, op_dict, op_int, op_tensor
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 NO_TORCH = "import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
-
-
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    return torch
 
 
 def torchless_checkpoint(state: dict, **extra) -> bytes:

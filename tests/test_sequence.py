@@ -152,6 +152,8 @@ def test_stream_errors(refiner):
         s.finish(25)  # off-grid end without last_keyframe
     with pytest.raises(msf.InputError, match="shape"):
         s.push(np.zeros((13, 3)))
+    with pytest.raises(msf.InputError, match="not an array"):
+        s.push([[1.0, 2.0, 3.0], [4.0]])
     assert s.finish().shape == (1, 14, 3)
     with pytest.raises(msf.InputError, match="finished"):
         s.push(detections(1)[0])

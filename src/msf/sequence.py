@@ -276,7 +276,7 @@ class Stream:
         self._flat = False
 
     def _poses(self, keyframe) -> np.ndarray:
-        poses = _as_poses(np.asarray(keyframe)[None], self._shape, self._config.P, 1, "keyframe")
+        poses = _as_poses(real_array(keyframe, "keyframe")[None], self._shape, self._config.P, 1, "keyframe")
         if self._track is None:
             self._flat = np.ndim(keyframe) == 1
             self._track = Track(self._config, self._refine,

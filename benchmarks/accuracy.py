@@ -1,13 +1,20 @@
-"""Accuracy of the shipped models on held-out subjects, through recover() on whole sequences.
+"""Accuracy of the shipped models on held-out subjects, through recover() on whole sequences, over the
+whole range of keyframe quality.
 
-    python benchmarks/accuracy.py [--model-3d NAME|FILE] [--model-2d NAME|FILE] [--seed 0] [--plot out.png]
+    python benchmarks/accuracy.py [--model-3d NAME|FILE] [--model-2d NAME|FILE] [--seed 0]
+                                  [--plot docs/accuracy-noise.png] [--plot-clip docs/accuracy.png]
 
 Data: ../shared/data/motion_val.npz (subjects never seen in training). Keyframe "detections" on
-msf.keyframe_indices(n, K) of each whole sequence = ground truth + detector-like noise (tools/motion_data.py);
-the same noisy keyframes go to msf and to the baselines, linear and cubic-spline (natural) interpolation.
+msf.keyframe_indices(n, K) of each whole sequence = ground truth + noise (tools/motion_data.py); the same
+noisy keyframes go to msf and to the baselines, linear and cubic-spline (natural) interpolation.
+Noise levels: Gaussian jitter alone (3D: sigma 0, 5, 10, 20, 30 mm per axis; 2D: 0, 0.5, 1, 2, 3% of the
+person's box) and the detector-like mix (jitter 20 mm / 3% of the box, 3% outliers of 10x that, 2%
+left/right swaps).
 3D: MPJPE (mm, root-relative at the pelvis, all frames) and acceleration error (mm/frame^2, all frames).
-2D: the 3D motion seen by one random virtual camera per sequence; PCK@0.05/0.1/0.2 of the ground-truth
-bounding box's larger side, all frames.
+2D: the 3D motion seen by one random virtual camera per sequence (motion_data.random_view: the person
+15-90% of the image height, anywhere in it) in a square 1000x1000 and a 16:9 1920x1080 image;
+PCK@0.05/0.1/0.2 of the ground-truth bounding box's larger side, all frames.
+Short videos: exact (noise-free) poses of videos shorter than one window, msf's mean joint displacement.
 """
 from __future__ import annotations
 
@@ -67,13 +74,14 @@ def accel_error(pred, gt):
     return np.linalg.norm(accel(pred) - accel(gt), axis=-1)
 
 
-def evaluate_3d(refiner, sequences, rng):
+def evaluate_3d(refiner, sequences, rng, noise=md.NOISE_3D):
+    """-> {method: (MPJPE mm, acceleration error mm/frame^2)}."""
     errors = {"msf": [], "linear": [], "cubic": []}
     accels = {k: [] for k in errors}
     for seq in sequences:
         n = len(seq)
         idx = msf.keyframe_indices(n, refiner.config.K)
-        noisy = md.NOISE_3D.apply(seq[idx], rng)
+        noisy = noise.apply(seq[idx], rng)
         preds = {"msf": refiner.recover(noisy, n).astype(np.float64), "linear": linear(noisy, idx, n),
                  "cubic": cubic(noisy, idx, n)}
         for name, pred in preds.items():
@@ -84,21 +92,113 @@ def evaluate_3d(refiner, sequences, rng):
                    np.concatenate([a.ravel() for a in accels[name]]).mean()) for name in errors}
 
 
-def evaluate_2d(refiner, sequences, rng):
+def evaluate_2d(refiner, sequences, rng, image_size=md.IMAGE_SIZE, sigma=0.03, outlier_rate=0.03, swap_rate=0.02):
+    """-> {method: PCK (%) at 0.05, 0.1, 0.2 of the box}; noise in fractions of the box (default: the mix)."""
     hits = {"msf": [], "linear": [], "cubic": []}
     thresholds = np.array([0.05, 0.1, 0.2])
     for seq in sequences:
         n = len(seq)
         idx = msf.keyframe_indices(n, refiner.config.K)
-        pixels = md.project(seq, md.random_camera(rng, seq[:, 0].mean(axis=0)))
+        pixels = md.random_view(seq, rng, image_size)
         size = md.bbox_size(pixels)
-        noisy = md.noise_2d(float(size[idx].mean())).apply(pixels[idx], rng)
-        preds = {"msf": refiner.recover(noisy, n, image_size=md.IMAGE_SIZE).astype(np.float64),
+        noisy = md.noise_2d(float(size[idx].mean()), sigma, outlier_rate, swap_rate).apply(pixels[idx], rng)
+        preds = {"msf": refiner.recover(noisy, n, image_size=image_size).astype(np.float64),
                  "linear": linear(noisy, idx, n), "cubic": cubic(noisy, idx, n)}
         for name, pred in preds.items():
             dist = np.linalg.norm(pred - pixels, axis=-1) / size[:, None]        # (n, J)
             hits[name].append(dist[..., None] <= thresholds)
     return {name: 100 * np.concatenate([h.reshape(-1, 3) for h in hits[name]]).mean(axis=0) for name in hits}
+
+
+LEVELS_3D = [(f"{s:g} mm", md.Noise(s, 0.0, 0.0, 0.0)) for s in (0, 5, 10, 20, 30)] + [("mix", md.NOISE_3D)]
+LEVELS_2D = [(f"{100 * s:g}%", (s, 0.0, 0.0)) for s in (0, 0.005, 0.01, 0.02, 0.03)] + [("mix", (0.03, 0.03, 0.02))]
+IMAGES_2D = {"1000x1000": (1000.0, 1000.0), "1920x1080": (1920.0, 1080.0)}
+
+
+def table_3d(refiner, sequences, seed):
+    """{level: {method: (MPJPE, accel)}}, each level with its own fixed noise draw."""
+    return {name: evaluate_3d(refiner, sequences, np.random.default_rng(seed + i), noise)
+            for i, (name, noise) in enumerate(LEVELS_3D)}
+
+
+def table_2d(refiner, sequences, seed, image_size):
+    return {name: evaluate_2d(refiner, sequences, np.random.default_rng(seed + 100 + i), image_size, *noise)
+            for i, (name, noise) in enumerate(LEVELS_2D)}
+
+
+def short_videos(refiner, sequences, lengths=(1, 2, 6, 11, 51)):
+    """Exact poses of videos shorter than one window: {n: mean joint displacement by msf (model units)}."""
+    out = {}
+    for n in lengths:
+        moved = []
+        for seq in sequences:
+            for start in range(0, len(seq) - n, max(1, len(seq) // 4)):
+                clip = seq[start:start + n]
+                idx = msf.keyframe_indices(n, refiner.config.K)
+                if refiner.pose.get("image_normalised"):
+                    pixels = md.project(clip, md.random_camera(np.random.default_rng(start), clip[:, 0].mean(0)))
+                    frames = refiner.recover(pixels[idx], n, image_size=md.IMAGE_SIZE)
+                    moved.append(np.linalg.norm(frames - pixels, axis=-1).ravel())
+                else:
+                    frames = refiner.recover(clip[idx], n)
+                    moved.append(np.linalg.norm(frames - clip, axis=-1).ravel())
+        out[n] = float(np.concatenate(moved).mean())
+    return out
+
+
+def print_3d(name, refiner, table):
+    print(f"3D ({name}, K = {refiner.config.K}, whole sequences through recover()): MPJPE (mm) / accel. error "
+          "(mm/frame²)\n")
+    print("| noise | msf | linear | cubic | msf vs best interpolation |\n| --- | --- | --- | --- | --- |")
+    ok = True
+    for level, res in table.items():
+        best = min(res["linear"][0], res["cubic"][0])
+        ok &= res["msf"][0] <= res["linear"][0]
+        cells = " | ".join(f"{res[m][0]:.1f} / {res[m][1]:.2f}" for m in ("msf", "linear", "cubic"))
+        print(f"| {level} | {cells} | {100 * (1 - res['msf'][0] / best):+.1f}% |")
+    mix = table["mix"]
+    best = min(mix["linear"][0], mix["cubic"][0])
+    print(f"\nmsf MPJPE <= linear at every level: {'yes' if ok else 'NO'}; at the mix "
+          f"{100 * (1 - mix['msf'][0] / best):.1f}% below the best interpolation (target >= 20%), accel. "
+          f"{mix['msf'][1]:.2f} vs cubic {mix['cubic'][1]:.2f} (target: no worse)\n")
+
+
+def print_2d(name, refiner, tables):
+    print(f"2D ({name}, K = {refiner.config.K}): PCK@0.05 / PCK@0.1 (%), per image size\n")
+    print("| noise (of the box) | image | msf | linear | cubic | msf - best interpolation @0.05 |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    worst = np.inf
+    for image, table in tables.items():
+        for level, res in table.items():
+            worst = min(worst, res["msf"][0] - res["linear"][0])
+            cells = " | ".join(f"{res[m][0]:.1f} / {res[m][1]:.1f}" for m in ("msf", "linear", "cubic"))
+            best = max(res["linear"][0], res["cubic"][0])
+            print(f"| {level} | {image} | {cells} | {res['msf'][0] - best:+.1f} |")
+    gains = ", ".join(f"{image} {t['mix']['msf'][0] - max(t['mix']['linear'][0], t['mix']['cubic'][0]):+.1f}"
+                      for image, t in tables.items())
+    print(f"\nworst msf - linear PCK@0.05 over all levels: {worst:+.1f} points (target >= -0.5); at the mix: "
+          f"{gains} points over the best interpolation (target >= +5)\n")
+
+
+def plot_noise(table3, tables2, path):
+    """MPJPE (3D) and PCK@0.05 (2D, each image size) against the noise level, for the three methods."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = ([("3D: MPJPE (mm), lower is better", table3, lambda r: r[0])] if table3 else []) + \
+        [(f"2D {image}: PCK@0.05 (%), higher is better", t, lambda r: r[0]) for image, t in tables2.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), layout="constrained", squeeze=False)
+    for ax, (title, table, value) in zip(axes[0], panels):
+        levels = list(table)
+        for method, style in (("msf", "o-"), ("linear", "s--"), ("cubic", "^:")):
+            ax.plot(range(len(levels)), [value(table[lv][method]) for lv in levels], style, label=method, ms=4)
+        ax.set_xticks(range(len(levels)), levels, fontsize=8)
+        ax.set_xlabel("keyframe noise (jitter sigma; mix = detector-like)", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=80)
 
 
 def plot(refiner, sequence, rng, path):
@@ -130,37 +230,35 @@ def plot(refiner, sequence, rng, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-3d", default="h36m17-3d")
-    parser.add_argument("--model-2d", default="h36m17-2d")
+    parser.add_argument("--model-3d", default="h36m17-3d", help="'' to skip")
+    parser.add_argument("--model-2d", default="h36m17-2d", help="'' to skip")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="val", help="data split (only train and val are available)")
-    parser.add_argument("--plot", help="write a PNG of one sequence (needs matplotlib)")
+    parser.add_argument("--plot", help="write a PNG of the error against the noise level (needs matplotlib)")
+    parser.add_argument("--plot-clip", help="write a PNG of one 3D sequence, msf vs linear (needs matplotlib)")
     args = parser.parse_args(argv)
     sequences = md.load_sequences(args.split)
     print(f"data: motion_{args.split}.npz, {len(sequences)} sequences, {sum(map(len, sequences))} frames; "
-          f"seed {args.seed}; command: python benchmarks/accuracy.py {' '.join(sys.argv[1:])}\n")
+          f"seed {args.seed}; command: python benchmarks/accuracy.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    table3, tables2 = {}, {}
     if args.model_3d:
         r3 = msf.Refiner.load(args.model_3d)
-        res = evaluate_3d(r3, sequences, np.random.default_rng(args.seed))
-        best = min(res["linear"][0], res["cubic"][0])
-        print(f"3D ({args.model_3d}, K = {r3.config.K}, whole sequences through recover())\n")
-        print("| method | MPJPE (mm) | accel. error (mm/frame²) |\n| --- | --- | --- |")
-        for name, (e, a) in res.items():
-            print(f"| {name} | {e:.1f} | {a:.2f} |")
-        print(f"\nmsf MPJPE vs best interpolation: {100 * (1 - res['msf'][0] / best):+.1f}% lower "
-              f"(target >= 20%); accel. vs cubic: {res['msf'][1]:.2f} vs {res['cubic'][1]:.2f} "
-              f"(target: no worse)\n")
-        if args.plot:
-            plot(r3, sequences[2], np.random.default_rng(args.seed), args.plot)
+        table3 = table_3d(r3, sequences, args.seed)
+        print_3d(args.model_3d, r3, table3)
+        moved = short_videos(r3, sequences)
+        print("short videos, exact keyframes, mean joint displacement by msf (mm): "
+              + ", ".join(f"{n} frame{'s' * (n > 1)}: {d:.2f}" for n, d in moved.items()) + "\n")
+        if args.plot_clip:
+            plot(r3, sequences[2], np.random.default_rng(args.seed), args.plot_clip)
     if args.model_2d:
         r2 = msf.Refiner.load(args.model_2d)
-        res = evaluate_2d(r2, sequences, np.random.default_rng(args.seed + 1))
-        print(f"2D ({args.model_2d}, K = {r2.config.K}, {md.IMAGE_SIZE[0]:.0f}x{md.IMAGE_SIZE[1]:.0f} virtual cameras)\n")
-        print("| method | PCK@0.05 | PCK@0.1 | PCK@0.2 |\n| --- | --- | --- | --- |")
-        for name, pck in res.items():
-            print(f"| {name} | {pck[0]:.1f} | {pck[1]:.1f} | {pck[2]:.1f} |")
-        best = max(res["linear"][0], res["cubic"][0])
-        print(f"\nmsf PCK@0.05 vs best interpolation: {res['msf'][0] - best:+.1f} points (target >= +5)")
+        tables2 = {image: table_2d(r2, sequences, args.seed, size) for image, size in IMAGES_2D.items()}
+        print_2d(args.model_2d, r2, tables2)
+        moved = short_videos(r2, sequences)
+        print(f"short videos, exact keyframes ({md.IMAGE_SIZE[0]:.0f}x{md.IMAGE_SIZE[1]:.0f} image), mean joint "
+              "displacement by msf (px): " + ", ".join(f"{n}: {d:.2f}" for n, d in moved.items()) + "\n")
+    if args.plot:
+        plot_noise(table3, tables2, args.plot)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Motion-capture data, detector-like keyframe noise and virtual cameras, shared by train.py and
 benchmarks/accuracy.py (NumPy only). Data: ../shared/data/motion_{train,val}.npz (CMU, H36M-17, mm, 30 fps,
-+Y up). Noise model (DESIGN §5): per-joint Gaussian jitter, sparse large outliers, occasional left/right
-swaps; 3D keyframe MPJPE about 50 mm.
++Y up). Noise model (the evaluation protocol): per-joint Gaussian jitter, sparse large outliers, occasional
+left/right swaps; 3D keyframe MPJPE about 50 mm at the detector-like mix. Training draws the noise of each
+window from a range (`random_noise`), from clean keyframes to well beyond detector-like.
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ LR_PAIRS = [(1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)]
 MIRROR = np.arange(17)
 for a, b in LR_PAIRS:
     MIRROR[a], MIRROR[b] = b, a
-IMAGE_SIZE = (1000.0, 1000.0)  # virtual camera image, pixels (width, height)
+IMAGE_SIZE = (1000.0, 1000.0)  # the square evaluation image, pixels (width, height)
+# Image sizes of real cameras and phones (landscape, portrait, 4:3, square), drawn in 2D training.
+IMAGE_SIZES = [(1920.0, 1080.0), (1280.0, 720.0), (1080.0, 1920.0), (720.0, 1280.0), (640.0, 480.0),
+               (480.0, 640.0), (1000.0, 1000.0), (1440.0, 1080.0), (3840.0, 2160.0), (854.0, 480.0)]
 
 
 def load_sequences(split: str) -> list[np.ndarray]:
@@ -49,11 +53,28 @@ class Noise:
 
 
 NOISE_3D = Noise(sigma=20.0, outlier_rate=0.03, outlier_size=200.0, swap_rate=0.02)  # mm
+CLEAN = Noise(sigma=0.0, outlier_rate=0.0, outlier_size=0.0, swap_rate=0.0)
 
 
-def noise_2d(bbox_size: float) -> Noise:
-    """2D detector noise scaled to the person's bounding-box size in pixels."""
-    return Noise(sigma=0.03 * bbox_size, outlier_rate=0.03, outlier_size=0.3 * bbox_size, swap_rate=0.02)
+def noise_2d(bbox_size: float, sigma: float = 0.03, outlier_rate: float = 0.03, swap_rate: float = 0.02) -> Noise:
+    """2D detector noise scaled to the person's bounding-box size in pixels (sigma in fractions of it);
+    the defaults are the detector-like mix."""
+    return Noise(sigma=sigma * bbox_size, outlier_rate=outlier_rate, outlier_size=0.3 * bbox_size,
+                 swap_rate=swap_rate)
+
+
+def random_noise(rng: np.random.Generator, scale: float) -> Noise:
+    """A training window's noise, from clean to well beyond detector-like: 15% clean keyframes; otherwise
+    jitter sigma up to 2.25x the detector-like one (skewed to small values), outliers in 0..10% of the
+    joints for 60% of the windows and left/right swaps in 0..5% of the keyframes for half of them.
+    `scale` is the detector-like sigma in the poses' units (20 mm in 3D, 0.03 of the box in 2D); outliers
+    are 10x it (x0.5-1.5)."""
+    if rng.random() < 0.15:
+        return CLEAN
+    return Noise(sigma=2.25 * scale * rng.random() ** 1.5,
+                 outlier_rate=rng.uniform(0, 0.10) if rng.random() < 0.6 else 0.0,
+                 outlier_size=10 * scale,
+                 swap_rate=rng.uniform(0, 0.05) if rng.random() < 0.5 else 0.0)
 
 
 def random_camera(rng: np.random.Generator, target: np.ndarray):
@@ -68,13 +89,29 @@ def random_camera(rng: np.random.Generator, target: np.ndarray):
     return np.stack([right, up, forward]), position, rng.uniform(800, 1400)
 
 
-def project(poses: np.ndarray, camera) -> np.ndarray:
-    """poses (..., J, 3) world mm -> pixels (..., J, 2), image centre at IMAGE_SIZE / 2, v pointing down."""
+def project(poses: np.ndarray, camera, image_size=IMAGE_SIZE) -> np.ndarray:
+    """poses (..., J, 3) world mm -> pixels (..., J, 2), image centre at image_size / 2, v pointing down."""
     rotation, position, focal = camera
     cam = (poses - position) @ rotation.T
     z = np.maximum(cam[..., 2:3], 100.0)
     uv = focal * cam[..., :2] / z
-    return np.stack([uv[..., 0] + IMAGE_SIZE[0] / 2, IMAGE_SIZE[1] / 2 - uv[..., 1]], axis=-1)
+    return np.stack([uv[..., 0] + image_size[0] / 2, image_size[1] / 2 - uv[..., 1]], axis=-1)
+
+
+def random_view(poses: np.ndarray, rng: np.random.Generator, image_size) -> np.ndarray:
+    """poses (F, J, 3) world mm -> pixels (F, J, 2) in an image of image_size (width, height): a random
+    camera (project), then zoomed so that the person's mean box height is 15-90% of the image height
+    (zooming = changing the focal length, exact for a pinhole camera) and moved so that the mean box
+    centre lies anywhere that keeps the mean box inside the image."""
+    pixels = project(poses, random_camera(rng, poses[:, 0].mean(axis=0)), image_size)
+    width, height = image_size
+    lo, hi = pixels.min(axis=1).mean(axis=0), pixels.max(axis=1).mean(axis=0)   # mean box corners (2,)
+    zoom = rng.uniform(0.15, 0.9) * height / max(hi[1] - lo[1], 1e-6)
+    zoom = min(zoom, 0.95 * width / max(hi[0] - lo[0], 1e-6))                    # narrow portrait images
+    centre = (lo + hi) / 2
+    half = zoom * (hi - lo) / 2
+    target = rng.uniform(half, np.array([width, height]) - half)
+    return (pixels - centre) * zoom + target
 
 
 def bbox_size(poses_2d: np.ndarray) -> np.ndarray:

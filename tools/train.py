@@ -2,15 +2,20 @@
 
     python tools/train.py --kind 3d --minutes 25 --seed 0 -o build/train/h36m17-3d.pth.tar
     python tools/train.py --kind 2d --minutes 25 --seed 0 -o build/train/h36m17-2d.pth.tar
+    python tools/train.py --kind 3d --noise range --init h36m17-3d --minutes 45 -o build/train4/h36m17-3d.pth.tar
 
 Windows of T = 101 frames are cut from ../shared/data/motion_train.npz at a random speed (0.8-1.2x,
 linear resampling), rotated about the vertical axis, mirrored (left/right swapped) and scaled (0.9-1.1);
-their keyframes get detector-like noise (tools/motion_data.py). 3D: root-relative at the pelvis, in metres
-during training; the exported weights are rescaled to take and give millimetres (exact: the model is
-linear at its input and output). 2D: pixels of a random virtual camera, divided by the image size.
-L1 loss on all frames, as in the official trainer. The checkpoint with the best validation MPJPE on
-windows of motion_val.npz is written in the official trainer's format ({epoch, state_dict, performance,
-optimizer}) for tools/convert_weights.py.
+their keyframes get detector-like noise (tools/motion_data.py): `--noise detector` the one detector-like
+mix for every window, `--noise range` a noise level drawn per window from clean to well beyond
+detector-like (motion_data.random_noise). 3D: root-relative at the pelvis, in metres during training; the
+exported weights are rescaled to take and give millimetres (exact: the model is linear at its input and
+output). 2D: pixels of a random virtual camera divided by the image size; `--noise range` also draws the
+image size (motion_data.IMAGE_SIZES: landscape, portrait, 4:3, square), the person's size and position in
+it (motion_data.random_view). L1 loss on all frames, as in the official trainer. The checkpoint with the
+best validation error on windows of motion_val.npz (drawn with the same noise as training) is written in
+the official trainer's format ({epoch, state_dict, performance, optimizer}) for tools/convert_weights.py.
+`--init` continues from a checkpoint written by this script, or from an msf weight file or shipped model.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ T = K * Q + 1
 METRES = 1000.0  # 3D training units: mm / 1000
 
 
-def sample_windows(sequences, lengths, batch, rng, kind):
+def sample_windows(sequences, lengths, batch, rng, kind, noise):
     """-> (keyframes (B, Q+1, P), targets (B, T, P), masks (B, T)) float32, in training units."""
     kfs, targets, masks = [], [], []
     weights = lengths / lengths.sum()
@@ -42,33 +47,44 @@ def sample_windows(sequences, lengths, batch, rng, kind):
         speed = rng.uniform(0.8, 1.2)
         start = rng.uniform(0, len(seq) - 1 - speed * (T - 1) - 1e-6)
         world = md.augment(md.resample(seq, start, speed, T), rng)
-        kf, target, mask = make_pair(world, rng, kind)
+        kf, target, mask = make_pair(world, rng, kind, noise)
         kfs.append(kf)
         targets.append(target)
         masks.append(mask)
     return tuple(torch.from_numpy(np.stack(a).astype(np.float32)) for a in (kfs, targets, masks))
 
 
-def make_pair(world, rng, kind, ends=True):
+def make_pair(world, rng, kind, noise="detector", ends=True):
     """world (T, 17, 3) mm -> (noisy keyframes (Q+1, P), clean targets (T, P), frame mask (T,)), in training units.
 
-    With `ends`, a fifth of the windows are short videos (n < T frames) and a fifth end on an off-grid
-    frame, built exactly as recover() builds them: detections on keyframe_indices(n, K), each normalised,
-    the grid point after an off-grid last detection extrapolated linearly, the grid padded by repeating
-    its last keyframe; the loss then covers only the video's frames."""
+    With `ends`, a fifth of the windows are short videos (n < T frames, down to a single frame) and a
+    fifth end on an off-grid frame, built exactly as recover() builds them: detections on
+    keyframe_indices(n, K), each normalised, the grid point after an off-grid last detection extrapolated
+    linearly, the grid padded by repeating its last keyframe; the loss then covers only the video's
+    frames. `noise`: "detector" (the detector-like mix) or "range" (a level drawn per window)."""
     mode = rng.choice(["full", "short", "off-grid"], p=[0.6, 0.2, 0.2]) if ends else "full"
-    n = {"full": T, "short": rng.integers(2, T), "off-grid": rng.integers((Q - 1) * K + 2, Q * K + 1)}[mode]
+    n = {"full": T, "short": rng.integers(1, T), "off-grid": rng.integers((Q - 1) * K + 2, Q * K + 1)}[mode]
     frames = np.arange(0, n, K) if (n - 1) % K == 0 else np.append(np.arange(0, n, K), n - 1)
     if kind == "3d":
-        noisy = md.NOISE_3D.apply(world[frames], rng)
+        model = md.NOISE_3D if noise == "detector" else md.random_noise(rng, md.NOISE_3D.sigma)
+        noisy = model.apply(world[frames], rng)
         detections = (noisy - noisy[:, :1]) / METRES
         target = (world - world[:, :1]) / METRES
     else:
-        camera = md.random_camera(rng, world[:, 0].mean(axis=0))
-        pixels = md.project(world, camera)
-        noise = md.noise_2d(float(md.bbox_size(pixels[frames]).mean()))
-        detections = noise.apply(pixels[frames], rng) / md.IMAGE_SIZE
-        target = pixels / md.IMAGE_SIZE
+        if noise == "detector":
+            size = np.array(md.IMAGE_SIZE)
+            pixels = md.project(world, md.random_camera(rng, world[:, 0].mean(axis=0)))
+        else:
+            size = np.array(md.IMAGE_SIZES[rng.integers(len(md.IMAGE_SIZES))])
+            pixels = md.random_view(world, rng, size)
+        box = float(md.bbox_size(pixels[frames]).mean())
+        if noise == "detector":
+            model = md.noise_2d(box)
+        else:
+            level = md.random_noise(rng, 0.03)
+            model = md.noise_2d(box, level.sigma, level.outlier_rate, level.swap_rate)
+        detections = model.apply(pixels[frames], rng) / size
+        target = pixels / size
     grid = list(detections)
     if (n - 1) % K:
         t0, t1 = frames[-2], frames[-1]
@@ -112,6 +128,21 @@ def import_units(state_dict, kind):
     return sd
 
 
+def initial_state(source: str, model, kind: str) -> dict:
+    """A state dict in training units from a checkpoint of this script, an msf weight file or a shipped
+    model's name; tensors the file may omit (the unused value_reduce) keep the model's own values."""
+    from msf.refiner import MODELS_DIR
+    from msf.weights import read
+
+    path = Path(source)
+    if path.suffix in (".tar", ".pth", ".pt"):
+        return import_units(torch.load(path, weights_only=True)["state_dict"], kind)
+    weights = read(path if path.exists() else MODELS_DIR / f"{source}.safetensors")
+    state = dict(model.state_dict())
+    state.update({k: torch.from_numpy(np.array(v)) for k, v in weights.tensors.items()})
+    return import_units(state, kind)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=["3d", "2d"], required=True)
@@ -120,7 +151,10 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--init", type=Path, help="continue from a checkpoint written by this script")
+    parser.add_argument("--noise", choices=["detector", "range"], default="detector",
+                        help="keyframe noise: the detector-like mix, or a level drawn per window")
+    parser.add_argument("--init", help="continue from a checkpoint written by this script, an msf weight file "
+                                       "or a shipped model's name")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -133,7 +167,7 @@ def main(argv=None):
     val = [s for s in md.load_sequences("val") if len(s) >= T + 1]
     val_lengths = np.array([len(s) for s in val], dtype=np.float64)
     pairs = [make_pair(md.resample(val[i], val_rng.uniform(0, len(val[i]) - T - 1), 1.0, T), val_rng, args.kind,
-                       ends=False)
+                       args.noise, ends=False)
              for i in val_rng.choice(len(val), size=512, p=val_lengths / val_lengths.sum())]
     val_kf = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
     val_target = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
@@ -141,7 +175,7 @@ def main(argv=None):
     P = 51 if args.kind == "3d" else 34
     model = PoseRefinementModel(K, Q, P, C, L, expansion_factor=2, dropout=0.1, reduce_token=4, reduce_channel=1)
     if args.init:
-        model.load_state_dict(import_units(torch.load(args.init, weights_only=True)["state_dict"], args.kind))
+        model.load_state_dict(initial_state(args.init, model, args.kind))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     start = time.monotonic()
@@ -151,7 +185,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind)
+        kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind, args.noise)
         loss = ((model.forward_keyframes(kf) - target).abs() * mask[..., None]).sum() / (mask.sum() * target.shape[-1])
         optimizer.zero_grad()
         loss.backward()

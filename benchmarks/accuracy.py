@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import msf
+from msf import layouts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import motion_data as md  # noqa: E402
@@ -101,7 +102,8 @@ def evaluate_2d(refiner, sequences, rng, image_size=md.IMAGE_SIZE, sigma=0.03, o
         idx = msf.keyframe_indices(n, refiner.config.K)
         pixels = md.random_view(seq, rng, image_size)
         size = md.bbox_size(pixels)
-        noisy = md.noise_2d(float(size[idx].mean()), sigma, outlier_rate, swap_rate).apply(pixels[idx], rng)
+        mirror = layouts.get(refiner.pose["skeleton"]).mirror
+        noisy = md.noise_2d(float(size[idx].mean()), sigma, outlier_rate, swap_rate).apply(pixels[idx], rng, mirror)
         preds = {"msf": refiner.recover(noisy, n, image_size=image_size).astype(np.float64),
                  "linear": linear(noisy, idx, n), "cubic": cubic(noisy, idx, n)}
         for name, pred in preds.items():
@@ -113,6 +115,7 @@ def evaluate_2d(refiner, sequences, rng, image_size=md.IMAGE_SIZE, sigma=0.03, o
 LEVELS_3D = [(f"{s:g} mm", md.Noise(s, 0.0, 0.0, 0.0)) for s in (0, 5, 10, 20, 30)] + [("mix", md.NOISE_3D)]
 LEVELS_2D = [(f"{100 * s:g}%", (s, 0.0, 0.0)) for s in (0, 0.005, 0.01, 0.02, 0.03)] + [("mix", (0.03, 0.03, 0.02))]
 IMAGES_2D = {"1000x1000": (1000.0, 1000.0), "1920x1080": (1920.0, 1080.0)}
+IMAGES_COCO = {"1920x1080": (1920.0, 1080.0), "640x480": (640.0, 480.0), "1080x1920": (1080.0, 1920.0)}
 
 
 def table_3d(refiner, sequences, seed):
@@ -187,7 +190,7 @@ def plot_noise(table3, tables2, path):
     import matplotlib.pyplot as plt
 
     panels = ([("3D: MPJPE (mm), lower is better", table3, lambda r: r[0])] if table3 else []) + \
-        [(f"2D {image}: PCK@0.05 (%), higher is better", t, lambda r: r[0]) for image, t in tables2.items()]
+        [(f"{image}: PCK@0.05 (%), higher is better", t, lambda r: r[0]) for image, t in tables2.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), layout="constrained", squeeze=False)
     for ax, (title, table, value) in zip(axes[0], panels):
         levels = list(table)
@@ -232,6 +235,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-3d", default="h36m17-3d", help="'' to skip")
     parser.add_argument("--model-2d", default="h36m17-2d", help="'' to skip")
+    parser.add_argument("--model-coco", default="coco17-2d", help="a COCO-17 2D model; '' to skip")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="val", help="data split (only train and val are available)")
     parser.add_argument("--plot", help="write a PNG of the error against the noise level (needs matplotlib)")
@@ -250,13 +254,18 @@ def main(argv=None):
               + ", ".join(f"{n} frame{'s' * (n > 1)}: {d:.2f}" for n, d in moved.items()) + "\n")
         if args.plot_clip:
             plot(r3, sequences[2], np.random.default_rng(args.seed), args.plot_clip)
-    if args.model_2d:
-        r2 = msf.Refiner.load(args.model_2d)
-        tables2 = {image: table_2d(r2, sequences, args.seed, size) for image, size in IMAGES_2D.items()}
-        print_2d(args.model_2d, r2, tables2)
-        moved = short_videos(r2, sequences)
+    for model in (args.model_2d, args.model_coco):
+        if not model or (model not in msf.models() and not Path(model).exists()):
+            continue
+        r2 = msf.Refiner.load(model)
+        seqs = md.load_sequences(args.split, r2.pose["skeleton"])
+        images = IMAGES_2D if model == args.model_2d else IMAGES_COCO
+        tables = {image: table_2d(r2, seqs, args.seed, size) for image, size in images.items()}
+        print_2d(model, r2, tables)
+        moved = short_videos(r2, seqs)
         print(f"short videos, exact keyframes ({md.IMAGE_SIZE[0]:.0f}x{md.IMAGE_SIZE[1]:.0f} image), mean joint "
               "displacement by msf (px): " + ", ".join(f"{n}: {d:.2f}" for n, d in moved.items()) + "\n")
+        tables2.update({f"{model} {image}": t for image, t in tables.items()})
     if args.plot:
         plot_noise(table3, tables2, args.plot)
 

@@ -23,10 +23,34 @@ IMAGE_SIZES = [(1920.0, 1080.0), (1280.0, 720.0), (1080.0, 1920.0), (720.0, 1280
                (480.0, 640.0), (1000.0, 1000.0), (1440.0, 1080.0), (3840.0, 2160.0), (854.0, 480.0)]
 
 
-def load_sequences(split: str) -> list[np.ndarray]:
-    """Sequences (frames, 17, 3) float64, mm, world coordinates, +Y up."""
+# Names of the mocap points in msf.layouts' vocabulary, where they differ (README of the data).
+_POINT_NAMES = {"nose_tip": "nose"}
+_H36M_AS = {"thorax": "neck", "pelvis": "mid_hip"}  # H36M joints that also stand for these
+
+
+def load_sequences(split: str, layout: str = "h36m17") -> list[np.ndarray]:
+    """Sequences (frames, J, 3) float64, mm, world coordinates, +Y up, in a keypoint layout of msf.layouts
+    built from the 17 joints and the 23 extra points (for coco17: the nose tip, eyes, ears, then the
+    shoulders, elbows, wrists, hips, knees and ankles, as the data's README says)."""
+    from msf import layouts
+
     data = np.load(DATA / f"motion_{split}.npz")
-    return [data[k].astype(np.float64) for k in sorted(data.files) if k.startswith("seq_")]
+    keys = sorted(k for k in data.files if k.startswith("seq_"))
+    if layout == "h36m17":
+        return [data[k].astype(np.float64) for k in keys]
+    h36m = layouts.get("h36m17").joints
+    points = {name: ("seq", i) for i, name in enumerate(h36m)}
+    points.update({alias: points[name] for name, alias in _H36M_AS.items()})
+    points.update({_POINT_NAMES.get(str(n), str(n)): ("extra", i) for i, n in enumerate(data["extra_joint_names"])})
+    wanted = layouts.get(layout).joints
+    missing = [j for j in wanted if j not in points]
+    if missing:
+        raise ValueError(f"the motion capture has no {missing} for layout {layout}")
+    out = []
+    for k in keys:
+        arrays = {"seq": data[k], "extra": data["extra_" + k[4:]]}
+        out.append(np.stack([arrays[points[j][0]][:, points[j][1]] for j in wanted], axis=1).astype(np.float64))
+    return out
 
 
 @dataclass(frozen=True)
@@ -40,15 +64,15 @@ class Noise:
     outlier_size: float
     swap_rate: float
 
-    def apply(self, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """poses (..., J, D) -> noisy copy."""
+    def apply(self, poses: np.ndarray, rng: np.random.Generator, mirror: np.ndarray = MIRROR) -> np.ndarray:
+        """poses (..., J, D) -> noisy copy; `mirror` is the layout's left/right permutation (H36M-17's)."""
         noisy = poses + rng.normal(0, self.sigma, poses.shape)
         direction = rng.normal(size=poses.shape)
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
         size = self.outlier_size * rng.uniform(0.5, 1.5, poses.shape[:-1] + (1,))
         noisy += (rng.random(poses.shape[:-1] + (1,)) < self.outlier_rate) * direction * size
         swap = rng.random(poses.shape[:-2]) < self.swap_rate
-        noisy[swap] = noisy[swap][..., MIRROR, :]
+        noisy[swap] = noisy[swap][..., mirror, :]
         return noisy
 
 
@@ -103,7 +127,7 @@ def random_view(poses: np.ndarray, rng: np.random.Generator, image_size) -> np.n
     camera (project), then zoomed so that the person's mean box height is 15-90% of the image height
     (zooming = changing the focal length, exact for a pinhole camera) and moved so that the mean box
     centre lies anywhere that keeps the mean box inside the image."""
-    pixels = project(poses, random_camera(rng, poses[:, 0].mean(axis=0)), image_size)
+    pixels = project(poses, random_camera(rng, poses.mean(axis=(0, 1))), image_size)
     width, height = image_size
     lo, hi = pixels.min(axis=1).mean(axis=0), pixels.max(axis=1).mean(axis=0)   # mean box corners (2,)
     zoom = rng.uniform(0.15, 0.9) * height / max(hi[1] - lo[1], 1e-6)
@@ -120,15 +144,16 @@ def bbox_size(poses_2d: np.ndarray) -> np.ndarray:
     return extent.max(axis=-1)
 
 
-def augment(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """window (F, 17, 3) world mm: rotation about the vertical axis, mirroring, small scale change."""
+def augment(window: np.ndarray, rng: np.random.Generator, mirror: np.ndarray = MIRROR) -> np.ndarray:
+    """window (F, J, 3) world mm: rotation about the vertical axis, mirroring (`mirror`: the layout's
+    left/right permutation), small scale change."""
     angle = rng.uniform(0, 2 * np.pi)
     c, s = np.cos(angle), np.sin(angle)
     rotation = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
     root = window[:, :1].mean(axis=0, keepdims=True)
     out = (window - root) @ rotation.T * rng.uniform(0.9, 1.1) + root
     if rng.random() < 0.5:
-        out = out[:, MIRROR] * np.array([-1.0, 1.0, 1.0])
+        out = out[:, mirror] * np.array([-1.0, 1.0, 1.0])
     return out
 
 

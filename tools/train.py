@@ -3,6 +3,7 @@
     python tools/train.py --kind 3d --minutes 25 --seed 0 -o build/train/h36m17-3d.pth.tar
     python tools/train.py --kind 2d --minutes 25 --seed 0 -o build/train/h36m17-2d.pth.tar
     python tools/train.py --kind 3d --noise range --init h36m17-3d --minutes 45 -o build/train4/h36m17-3d.pth.tar
+    python tools/train.py --kind 2d --layout coco17 --noise range --init h36m17-2d -o build/train4/coco17-2d.pth.tar
 
 Windows of T = 101 frames are cut from ../shared/data/motion_train.npz at a random speed (0.8-1.2x,
 linear resampling), rotated about the vertical axis, mirrored (left/right swapped) and scaled (0.9-1.1);
@@ -33,12 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import motion_data as md  # noqa: E402
 from torch_model import PoseRefinementModel  # noqa: E402
 
+from msf import layouts  # noqa: E402
+
 K, Q, C, L = 10, 10, 64, 4
 T = K * Q + 1
 METRES = 1000.0  # 3D training units: mm / 1000
 
 
-def sample_windows(sequences, lengths, batch, rng, kind, noise):
+def sample_windows(sequences, lengths, batch, rng, kind, noise, mirror):
     """-> (keyframes (B, Q+1, P), targets (B, T, P), masks (B, T)) float32, in training units."""
     kfs, targets, masks = [], [], []
     weights = lengths / lengths.sum()
@@ -46,16 +49,16 @@ def sample_windows(sequences, lengths, batch, rng, kind, noise):
         seq = sequences[rng.choice(len(sequences), p=weights)]
         speed = rng.uniform(0.8, 1.2)
         start = rng.uniform(0, len(seq) - 1 - speed * (T - 1) - 1e-6)
-        world = md.augment(md.resample(seq, start, speed, T), rng)
-        kf, target, mask = make_pair(world, rng, kind, noise)
+        world = md.augment(md.resample(seq, start, speed, T), rng, mirror)
+        kf, target, mask = make_pair(world, rng, kind, noise, mirror)
         kfs.append(kf)
         targets.append(target)
         masks.append(mask)
     return tuple(torch.from_numpy(np.stack(a).astype(np.float32)) for a in (kfs, targets, masks))
 
 
-def make_pair(world, rng, kind, noise="detector", ends=True):
-    """world (T, 17, 3) mm -> (noisy keyframes (Q+1, P), clean targets (T, P), frame mask (T,)), in training units.
+def make_pair(world, rng, kind, noise="detector", mirror=md.MIRROR, ends=True):
+    """world (T, J, 3) mm -> (noisy keyframes (Q+1, P), clean targets (T, P), frame mask (T,)), in training units.
 
     With `ends`, a fifth of the windows are short videos (n < T frames, down to a single frame) and a
     fifth end on an off-grid frame, built exactly as recover() builds them: detections on
@@ -67,7 +70,7 @@ def make_pair(world, rng, kind, noise="detector", ends=True):
     frames = np.arange(0, n, K) if (n - 1) % K == 0 else np.append(np.arange(0, n, K), n - 1)
     if kind == "3d":
         model = md.NOISE_3D if noise == "detector" else md.random_noise(rng, md.NOISE_3D.sigma)
-        noisy = model.apply(world[frames], rng)
+        noisy = model.apply(world[frames], rng, mirror)
         detections = (noisy - noisy[:, :1]) / METRES
         target = (world - world[:, :1]) / METRES
     else:
@@ -83,7 +86,7 @@ def make_pair(world, rng, kind, noise="detector", ends=True):
         else:
             level = md.random_noise(rng, 0.03)
             model = md.noise_2d(box, level.sigma, level.outlier_rate, level.swap_rate)
-        detections = model.apply(pixels[frames], rng) / size
+        detections = model.apply(pixels[frames], rng, mirror) / size
         target = pixels / size
     grid = list(detections)
     if (n - 1) % K:
@@ -99,7 +102,7 @@ def validation_error(model, kf, target, kind):
     with torch.no_grad():
         out = model.forward_keyframes(kf)
     dims = 3 if kind == "3d" else 2
-    err = (out - target).reshape(out.shape[0], T, 17, dims).norm(dim=-1).mean().item()
+    err = (out - target).reshape(out.shape[0], T, -1, dims).norm(dim=-1).mean().item()
     return err * METRES if kind == "3d" else err
 
 
@@ -151,6 +154,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--layout", default="h36m17", help="keypoint layout (msf.layouts), e.g. coco17 (2D)")
     parser.add_argument("--noise", choices=["detector", "range"], default="detector",
                         help="keyframe noise: the detector-like mix, or a level drawn per window")
     parser.add_argument("--init", help="continue from a checkpoint written by this script, an msf weight file "
@@ -161,18 +165,21 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
 
-    train = [s for s in md.load_sequences("train") if len(s) >= 1.2 * (T - 1) + 2]
+    if args.layout != "h36m17" and args.kind == "3d":
+        parser.error("3D training is root-relative at the H36M pelvis: --layout h36m17 only")
+    mirror = layouts.get(args.layout).mirror
+    train = [s for s in md.load_sequences("train", args.layout) if len(s) >= 1.2 * (T - 1) + 2]
     lengths = np.array([len(s) for s in train], dtype=np.float64)
     val_rng = np.random.default_rng(1234)  # the same validation windows for every run
-    val = [s for s in md.load_sequences("val") if len(s) >= T + 1]
+    val = [s for s in md.load_sequences("val", args.layout) if len(s) >= T + 1]
     val_lengths = np.array([len(s) for s in val], dtype=np.float64)
     pairs = [make_pair(md.resample(val[i], val_rng.uniform(0, len(val[i]) - T - 1), 1.0, T), val_rng, args.kind,
-                       args.noise, ends=False)
+                       args.noise, mirror, ends=False)
              for i in val_rng.choice(len(val), size=512, p=val_lengths / val_lengths.sum())]
     val_kf = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32))
     val_target = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))
 
-    P = 51 if args.kind == "3d" else 34
+    P = (3 if args.kind == "3d" else 2) * len(mirror)
     model = PoseRefinementModel(K, Q, P, C, L, expansion_factor=2, dropout=0.1, reduce_token=4, reduce_channel=1)
     if args.init:
         model.load_state_dict(initial_state(args.init, model, args.kind))
@@ -185,7 +192,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind, args.noise)
+        kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind, args.noise, mirror)
         loss = ((model.forward_keyframes(kf) - target).abs() * mask[..., None]).sum() / (mask.sum() * target.shape[-1])
         optimizer.zero_grad()
         loss.backward()

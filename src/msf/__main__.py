@@ -1,0 +1,6 @@
+"""`python -m msf ...` is the `msf` command line."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

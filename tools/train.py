@@ -131,6 +131,26 @@ def import_units(state_dict, kind):
     return sd
 
 
+def linear_interpolation_matrix() -> np.ndarray:
+    """(T, Q+1): frame t of a window as the linear interpolation of its two neighbouring keyframes."""
+    W = np.zeros((T, Q + 1))
+    for t in range(T):
+        i, w = min(t // K, Q - 1), (t - K * min(t // K, Q - 1)) / K
+        W[t, i], W[t, i + 1] = 1 - w, w
+    return W
+
+
+def start_from_linear(model) -> None:
+    """l_interp := linear interpolation, frozen; output head := 0. The official forward then returns
+    exactly the linear interpolation of the keyframes, and training learns the encoder's correction."""
+    with torch.no_grad():
+        model.l_interp.weight.copy_(torch.from_numpy(linear_interpolation_matrix()))
+        model.l_interp.bias.zero_()
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+    model.l_interp.requires_grad_(False)
+
+
 def initial_state(source: str, model, kind: str) -> dict:
     """A state dict in training units from a checkpoint of this script, an msf weight file or a shipped
     model's name; tensors the file may omit (the unused value_reduce) keep the model's own values."""
@@ -157,6 +177,9 @@ def main(argv=None):
     parser.add_argument("--layout", default="h36m17", help="keypoint layout (msf.layouts), e.g. coco17 (2D)")
     parser.add_argument("--noise", choices=["detector", "range"], default="detector",
                         help="keyframe noise: the detector-like mix, or a level drawn per window")
+    parser.add_argument("--from-linear", action="store_true",
+                        help="fix l_interp to linear interpolation and zero the output head: the model starts as "
+                             "exactly linear interpolation and learns only corrections to it")
     parser.add_argument("--init", help="continue from a checkpoint written by this script, an msf weight file "
                                        "or a shipped model's name")
     parser.add_argument("-o", "--output", type=Path, required=True)
@@ -183,7 +206,9 @@ def main(argv=None):
     model = PoseRefinementModel(K, Q, P, C, L, expansion_factor=2, dropout=0.1, reduce_token=4, reduce_channel=1)
     if args.init:
         model.load_state_dict(initial_state(args.init, model, args.kind))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    if args.from_linear:
+        start_from_linear(model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     start = time.monotonic()
     best, best_state, step, history = math.inf, None, 0, []

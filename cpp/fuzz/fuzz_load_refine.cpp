@@ -46,9 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         model.refine(keyframes.data(), in_window, first.data(), first.size(), 1);
         if (std::memcmp(first.data(), frames.data(), out_window * sizeof(float)) != 0) std::abort();
 
-        bool finite = true;
-        for (float v : frames) finite = finite && std::isfinite(v);
-        if (!finite && modest_weights(data, size)) std::abort();
+    } catch (const msf::NumericError&) {  // refine refuses non-finite output; with modest weights it is a bug
+        if (modest_weights(data, size)) std::abort();
     } catch (const msf::Error&) {
     }
     return 0;

@@ -208,6 +208,8 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(py::module_::import("msf.errors").attr("WeightsError").ptr(), e.what());
         } catch (const msf::InputError& e) {
             PyErr_SetString(py::module_::import("msf.errors").attr("InputError").ptr(), e.what());
+        } catch (const msf::NumericError& e) {  // in Python an InputError: the keyframes do not suit the model
+            PyErr_SetString(py::module_::import("msf.errors").attr("InputError").ptr(), e.what());
         } catch (const msf::Error& e) {
             PyErr_SetString(py::module_::import("msf.errors").attr("Error").ptr(), e.what());
         }

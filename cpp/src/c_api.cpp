@@ -42,6 +42,8 @@ int from_current_exception() {
         return set_status(MSF_ERR_WEIGHTS, e.what());
     } catch (const msf::InputError& e) {
         return set_status(MSF_ERR_INPUT, e.what());
+    } catch (const msf::NumericError& e) {
+        return set_status(MSF_ERR_NUMERIC, e.what());
     } catch (const std::bad_alloc&) {
         return set_status(MSF_ERR_MEMORY, "out of memory");
     } catch (const std::length_error&) {  // a container asked for more than it can ever hold

@@ -1,6 +1,8 @@
 // The whole PoseRefinementModel forward (DESIGN §1 steps 1-4) and its loading from tensors.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -11,8 +13,63 @@
 #include "msf/msf.hpp"
 #include "safetensors.hpp"
 
+#if defined(__SSE__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 1)
+#include <xmmintrin.h>
+#define MSF_FLUSH_MXCSR 1
+#elif defined(__aarch64__) && defined(__GNUC__)
+#define MSF_FLUSH_FPCR 1
+#endif
+
 namespace msf {
 namespace {
+
+// Arithmetic on subnormal floats takes a slow path on x86 (a forward whose activations are subnormal runs
+// ~30-100x slower). For the duration of a forward the thread flushes them to zero (x86: FTZ for results,
+// DAZ for operands; AArch64: FPCR.FZ, both) and then restores the caller's mode, so the application's own
+// arithmetic is unaffected. Each thread has its own FP control register: every worker makes its own guard.
+class FlushSubnormals {
+public:
+    FlushSubnormals() {
+#if defined(MSF_FLUSH_MXCSR)
+        saved_ = _mm_getcsr();
+        _mm_setcsr(saved_ | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+#elif defined(MSF_FLUSH_FPCR)
+        uint64_t fpcr;
+        __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+        saved_ = fpcr;
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (uint64_t{1} << 24)));  // FZ
+#endif
+    }
+    ~FlushSubnormals() {
+#if defined(MSF_FLUSH_MXCSR)
+        _mm_setcsr(static_cast<unsigned>(saved_));
+#elif defined(MSF_FLUSH_FPCR)
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_));
+#endif
+    }
+    FlushSubnormals(const FlushSubnormals&) = delete;
+    FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+private:
+    [[maybe_unused]] uint64_t saved_ = 0;
+};
+
+// Whether all n floats are finite: exponent bits not all ones, tested on the bits so that it vectorises.
+bool all_finite(const float* x, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, x + i, sizeof bits);
+        bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
+std::string magnitude(float v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", static_cast<double>(v));
+    return text;
+}
 
 std::string shape_str(const std::vector<int64_t>& shape) {
     std::ostringstream s;
@@ -49,10 +106,15 @@ public:
         size_t count = 1;
         for (int64_t s : shape) count *= static_cast<size_t>(s);
         if (t.data.size() != count) throw WeightsError("tensor '" + name + "' holds " + std::to_string(t.data.size()) + " values for shape " + shape_str(shape));
-        for (float v : t.data)
+        std::vector<float> data = t.data;
+        for (float& v : data) {
             if (!std::isfinite(v)) throw WeightsError("tensor '" + name + "' contains NaN or infinite values");
+            if (std::fpclassify(v) == FP_SUBNORMAL) v = 0.0f;  // as the forward would flush it; NumPy loads alike
+            max_abs_ = std::max(max_abs_, std::fabs(v));
+        }
         used_.insert(name);
-        return t.data;
+        taken_floats_ += count;
+        return data;
     }
     // The (N, K) weight of an nn.Linear, transposed to (K, N) for kernels::linear_forward.
     std::vector<float> take_transposed(const std::string& name, int N, int K) {
@@ -61,9 +123,17 @@ public:
             for (int k = 0; k < K; ++k) t[static_cast<size_t>(k) * N + n] = w[static_cast<size_t>(n) * K + k];
         return t;
     }
-    void allow_unused(const std::string& name, std::vector<int64_t> shape) {
-        if (tensors_.count(name)) take(name, std::move(shape));
+    void allow_unused(const std::string& name, std::vector<int64_t> shape) {  // checked, not counted
+        if (!tensors_.count(name)) return;
+        const size_t taken = taken_floats_;
+        const float max_abs = max_abs_;
+        take(name, std::move(shape));
+        taken_floats_ = taken;
+        max_abs_ = max_abs;
     }
+    // Floats of the tensors the forward reads, and their largest magnitude.
+    size_t taken_floats() const { return taken_floats_; }
+    float max_abs() const { return max_abs_; }
     void check_all_used() const {
         std::string extra;
         for (const auto& kv : tensors_)
@@ -74,7 +144,11 @@ public:
 private:
     const TensorMap& tensors_;
     std::set<std::string> used_;
+    size_t taken_floats_ = 0;
+    float max_abs_ = 0.0f;
 };
+
+constexpr size_t kWorkspacePerWeight = 16, kWorkspaceAllowance = size_t{1} << 22;
 
 struct SynthStore {
     std::vector<float> dense_t, dense_b, se1, se2, value_w, value_b;
@@ -95,6 +169,7 @@ struct Model::Impl {
     std::vector<float> interp_w, interp_b, emb_t, emb_b, norm_w, norm_b, fc_t, fc_b;
     std::vector<LayerStore> layers;
     size_t workspace_floats = 0;
+    float max_abs_weight = 0.0f;
     std::mutex pool_mutex;
     std::vector<std::unique_ptr<std::vector<float>>> pool;  // idle workspaces, one per concurrent caller
 
@@ -231,13 +306,16 @@ Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_uniq
     // X (T, P), Z (T, C), tmp (T, C), hidden (T, F), then the mixing scratch
     m.workspace_floats = static_cast<size_t>(T) * P + 2 * TC + static_cast<size_t>(T) * F +
                          kernels::mix_synth_attention_scratch(m.layers[0].mix);
+    m.max_abs_weight = src.max_abs();
     // Sizes come from an untrusted file: a few MB of weights must not make refine() allocate gigabytes.
-    // Real models need less workspace than their weights; allow 16x plus 4M floats.
-    size_t weight_floats = 0;
-    for (const auto& kv : tensors) weight_floats += kv.second.data.size();
-    if (m.workspace_floats > 16 * weight_floats + (size_t{1} << 22))
+    // Real models need less workspace than their weights; allow 16 floats per weight plus 2^22. The NumPy
+    // backend applies the same rule with the same numbers (msf.config.Config.workspace_floats).
+    const size_t weight_floats = src.taken_floats();
+    if (m.workspace_floats > kWorkspacePerWeight * weight_floats + kWorkspaceAllowance)
         throw WeightsError("implausible model sizes: a window would need " + std::to_string(m.workspace_floats) +
-                           " floats of workspace for " + std::to_string(weight_floats) + " weights");
+                           " floats of workspace for " + std::to_string(weight_floats) + " weights (at most " +
+                           std::to_string(kWorkspacePerWeight) + " per weight + " +
+                           std::to_string(kWorkspaceAllowance) + ")");
 }
 
 void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
@@ -299,9 +377,17 @@ void Model::refine(const float* keyframes, float* out, std::size_t batch, int th
     // every worker's workspace is taken before any thread starts, so a failed allocation leaves nothing running
     std::vector<std::unique_ptr<std::vector<float>>> spaces;
     for (size_t w = 0; w < workers; ++w) spaces.push_back(m.acquire_workspace());
+    // per worker, its first window whose output is not finite (its later windows are skipped)
+    std::vector<size_t> overflowed(workers, batch);
     auto run = [&](size_t w) {  // windows [w*batch/workers, (w+1)*batch/workers): contiguous, balanced
-        for (size_t b = w * batch / workers; b < (w + 1) * batch / workers; ++b)
+        const FlushSubnormals flush;
+        for (size_t b = w * batch / workers; b < (w + 1) * batch / workers; ++b) {
             m.forward_window(keyframes + b * in_size, out + b * out_size, spaces[w]->data());
+            if (!all_finite(out + b * out_size, out_size)) {
+                overflowed[w] = b;
+                break;
+            }
+        }
     };
     std::vector<std::thread> pool;
     try {
@@ -314,6 +400,16 @@ void Model::refine(const float* keyframes, float* out, std::size_t batch, int th
     run(0);
     for (std::thread& t : pool) t.join();
     for (auto& ws : spaces) m.release_workspace(std::move(ws));
+    const size_t bad = *std::min_element(overflowed.begin(), overflowed.end());
+    if (bad < batch) {
+        float largest = 0.0f;
+        for (size_t i = 0; i < in_size; ++i) largest = std::max(largest, std::fabs(keyframes[bad * in_size + i]));
+        throw NumericError("the model's output is NaN or infinite for window " + std::to_string(bad) +
+                           ": the forward overflowed float32 (largest |keyframe| there " + magnitude(largest) +
+                           ", largest |weight| " + magnitude(m.max_abs_weight) +
+                           "); give keyframes in the units and normalisation the model was trained with, and "
+                           "weights of a trained model");
+    }
 }
 
 namespace {

@@ -16,6 +16,11 @@
 
 #include "test_support.hpp"
 
+#if defined(__SSE__) || defined(_M_X64)
+#include <xmmintrin.h>
+#define TEST_MXCSR 1
+#endif
+
 // Replaceable global allocation: the library is linked statically, so its allocations come here too.
 // A thread's budget of successful allocations lets a test fail the n-th one; negative means unlimited.
 namespace {
@@ -271,6 +276,87 @@ void test_refine() {
     msf_free(model);
 }
 
+msf_model* load_edited(const std::function<void(msf::TensorMap&)>& edit) {
+    msf::TensorMap tensors = base_tensors;
+    edit(tensors);
+    const std::vector<uint8_t> bytes = test::to_safetensors(tensors, base_metadata);
+    msf_model* model = msf_load_buffer(bytes.data(), bytes.size());
+    CHECK(model);
+    return model;
+}
+
+// Finite weights and keyframes whose forward overflows float32 are refused with MSF_ERR_NUMERIC, on the
+// calling thread and on workers, naming the window.
+void test_overflow() {
+    msf_model* model = load_edited([](msf::TensorMap& t) {
+        for (auto& kv : t)
+            for (float& v : kv.second.data) v *= 1e20f;
+    });
+    if (!model) return;
+    std::vector<float> in(3 * 5 * 6, 0.5f), out(3 * 13 * 6);
+    for (int threads : {1, 3}) {
+        CHECK(msf_refine_threads(model, in.data(), in.size(), out.data(), out.size(), 3, threads) == MSF_ERR_NUMERIC);
+        EXPECT_STATUS(MSF_ERR_NUMERIC, "output is NaN or infinite for window 0: the forward overflowed float32");
+    }
+    msf_free(model);
+    model = msf_load_buffer(model_bytes.data(), model_bytes.size());  // modest weights, huge keyframes
+    CHECK(model);
+    std::fill(in.begin(), in.end(), 0.5f);
+    std::fill(in.begin() + 60, in.end(), 1e38f);  // window 2
+    CHECK(msf_refine(model, in.data(), in.size(), out.data(), out.size(), 3) == MSF_ERR_NUMERIC);
+    EXPECT_STATUS(MSF_ERR_NUMERIC, "window 2: the forward overflowed float32 (largest |keyframe| there 1e+38");
+    msf_free(model);
+}
+
+// Subnormals: weights are flushed to zero at load and activations inside the forward (FTZ/DAZ, on every
+// thread), and the caller's floating-point mode is restored.
+void test_subnormals() {
+    const std::string fc = "fc.weight";
+    msf_model* tiny = load_edited([&](msf::TensorMap& t) {
+        for (float& v : t[fc].data) v = v > 0 ? 1e-40f : -1e-40f;
+    });
+    msf_model* zero = load_edited([&](msf::TensorMap& t) { std::fill(t[fc].data.begin(), t[fc].data.end(), 0.0f); });
+    const std::vector<float> in = test::read_vectors(data_dir + "/vectors.txt").at("model.keyframes").f32();
+    std::vector<float> a(3 * 13 * 6), b(a.size());
+    CHECK(msf_refine(tiny, in.data(), in.size(), a.data(), a.size(), 3) == MSF_OK);
+    CHECK(msf_refine(zero, in.data(), in.size(), b.data(), b.size(), 3) == MSF_OK);
+    CHECK(a == b);
+    msf_free(tiny);
+    msf_free(zero);
+
+    // With the head and the interpolation bias zeroed, out = l_interp.weight @ keyframes: subnormal
+    // keyframes read as zero (DAZ) give exactly zero, not subnormal frames, whichever thread runs them.
+    msf_model* model = load_edited([](msf::TensorMap& t) {
+        for (const char* name : {"fc.weight", "fc.bias", "l_interp.bias"})
+            std::fill(t[name].data.begin(), t[name].data.end(), 0.0f);
+    });
+    if (!model) return;
+    std::vector<float> small(in.size());
+    for (size_t i = 0; i < in.size(); ++i) small[i] = in[i] * 1e-39f;
+#if defined(TEST_MXCSR)
+    const unsigned initial = _mm_getcsr();
+    for (unsigned mode : {initial & ~0x8040u, initial | 0x8040u}) {  // the caller's FTZ/DAZ off, then on
+        _mm_setcsr(mode);
+#endif
+        for (int threads : {1, 3}) {
+            std::fill(a.begin(), a.end(), 1.0f);
+            CHECK(msf_refine_threads(model, small.data(), small.size(), a.data(), a.size(), 3, threads) == MSF_OK);
+            CHECK(std::all_of(a.begin(), a.end(), [](float v) { return v == 0.0f; }));
+#if defined(TEST_MXCSR)
+            CHECK(_mm_getcsr() == mode);  // restored after the call, success or failure
+            CHECK(msf_refine_threads(model, nullptr, 1, a.data(), a.size(), 3, threads) == MSF_ERR_ARGUMENT);
+            CHECK(_mm_getcsr() == mode);
+#endif
+        }
+#if defined(TEST_MXCSR)
+    }
+    _mm_setcsr(initial);
+    volatile float x = 1e-39f;  // and this thread's own arithmetic keeps its subnormals
+    CHECK(x * 2.0f != 0.0f);
+#endif
+    msf_free(model);
+}
+
 // Fails the first, second, ... allocation of a load until one succeeds: each must return NULL with
 // MSF_ERR_MEMORY, never crash, abort or leak (the sanitizer build checks the last two).
 void test_out_of_memory() {
@@ -328,6 +414,8 @@ int main(int argc, char** argv) {
         test_model_errors();
         test_queries();
         test_refine();
+        test_overflow();
+        test_subnormals();
         test_out_of_memory();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .errors import BackendError
+from .errors import BackendError, InputError
 from .model import Model
 from .reference import model_forward
 
@@ -16,7 +16,8 @@ except ImportError:  # a source checkout or a wheel built without the extension
     _core = None
 
 ENV_VAR = "MSF_BACKEND"
-_NUMPY_CHUNK = 256  # windows per NumPy call: bounds the intermediates at ~T*4C floats each
+_NUMPY_CHUNK = 256  # windows per NumPy call at most
+_NUMPY_CHUNK_FLOATS = 1 << 24  # and at most ~this many workspace floats per call (64 MB; several temporaries)
 _warned_fallback = False
 
 
@@ -28,13 +29,31 @@ class NumpyBackend:
     def __init__(self, model: Model, threads: int = 1):  # NumPy's BLAS has its own threads
         self._tensors = model.tensors
         self._config = model.config
+        # Model.from_tensors capped workspace_floats, so one window always fits one call
+        self._chunk = max(1, min(_NUMPY_CHUNK, _NUMPY_CHUNK_FLOATS // model.config.workspace_floats))
+        self._max_abs_weight = max(float(np.abs(t).max(initial=0)) for t in model.tensors.values())
 
     def forward(self, keyframes: np.ndarray) -> np.ndarray:
-        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32."""
+        """keyframes (B, Q+1, P) float32 C-contiguous -> (B, T, P) float32; InputError (as the C++ core's
+        NumericError) when the forward overflows float32."""
         out = np.empty((len(keyframes), self._config.T, self._config.P), dtype=np.float32)
-        for i in range(0, len(keyframes), _NUMPY_CHUNK):
-            out[i:i + _NUMPY_CHUNK] = model_forward(keyframes[i:i + _NUMPY_CHUNK], self._tensors, self._config.L)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected on the output just below
+            for i in range(0, len(keyframes), self._chunk):
+                part = out[i:i + self._chunk]
+                part[...] = model_forward(keyframes[i:i + self._chunk], self._tensors, self._config.L)
+                finite = np.isfinite(part).all(axis=(1, 2))
+                if not finite.all():
+                    bad = i + int(np.argmin(finite))
+                    raise InputError(overflow_message(bad, float(np.abs(keyframes[bad]).max()),
+                                                      self._max_abs_weight))
         return out
+
+
+def overflow_message(window: int, largest_keyframe: float, largest_weight: float) -> str:
+    """The C++ core's NumericError message, for the NumPy backend."""
+    return (f"the model's output is NaN or infinite for window {window}: the forward overflowed float32 "
+            f"(largest |keyframe| there {largest_keyframe:.3g}, largest |weight| {largest_weight:.3g}); give "
+            f"keyframes in the units and normalisation the model was trained with, and weights of a trained model")
 
 
 class CppBackend:

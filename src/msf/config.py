@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -12,6 +13,12 @@ _SYNTH = ("dense.weight", "dense.bias", "se.fc.0.weight", "se.fc.2.weight")
 _VALUE = ("value_reduce.weight", "value_reduce.bias")
 _BLOCK = ("synth_att.reweight.fc1", "synth_att.reweight.fc2", "synth_att.proj", "ff.fc1", "ff.fc2",
           "norm1", "norm2")
+
+# Sizes come from untrusted files: a few MB of weights must not make one window need gigabytes. Both
+# backends refuse a model whose workspace_floats exceeds this many floats per weight plus the allowance
+# (real models need less workspace than they have weights); the C++ loader uses the same two numbers.
+WORKSPACE_PER_WEIGHT = 16
+WORKSPACE_ALLOWANCE = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,32 @@ class Config:
     def n_keyframes(self) -> int:
         """Keyframes in one window: Q + 1 (frames 0, K, ..., K*Q)."""
         return self.Q + 1
+
+    @property
+    def parameter_count(self) -> int:
+        """Floats of the tensors the forward reads (an unused value_reduce not counted)."""
+        return sum(math.prod(shape) for shape in self.expected_shapes().values())
+
+    @property
+    def workspace_floats(self) -> int:
+        """Floats of working memory one window needs: exactly the C++ forward's workspace (interpolated X
+        (T, P), Z and a temporary (T, C), the feed-forward hidden (T, F), then the mixing step's scratch:
+        4 (T, C) buffers, its MLP's (T + H + 2T) and the larger synthesiser's attention (N, d), values
+        (d, D) and SE scratch (N + H)). The NumPy reference's intermediates are of the same order."""
+        T, C, P = self.T, self.C, self.P
+        token = T * self.d_t + self.d_t * C + T + self.se_t
+        channel = C * self.d_c + self.d_c * T + C + self.se_c
+        mixing = 4 * T * C + T + self.reweight_hidden + 2 * T + max(token, channel)
+        return T * P + 2 * T * C + T * self.ffn_hidden + mixing
+
+    def check_workspace(self) -> None:
+        """WeightsError when one window would need more than WORKSPACE_PER_WEIGHT floats per weight plus
+        WORKSPACE_ALLOWANCE (the message is the C++ loader's, number for number)."""
+        need, weights = self.workspace_floats, self.parameter_count
+        if need > WORKSPACE_PER_WEIGHT * weights + WORKSPACE_ALLOWANCE:
+            raise WeightsError(f"implausible model sizes: a window would need {need} floats of workspace for "
+                               f"{weights} weights (at most {WORKSPACE_PER_WEIGHT} per weight + "
+                               f"{WORKSPACE_ALLOWANCE})")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

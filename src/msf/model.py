@@ -13,6 +13,7 @@ from .weights import Weights
 
 FORMAT = "msf"
 FORMAT_VERSION = "1"
+_TINY = np.finfo(np.float32).tiny  # the smallest normal float32; nonzero values below it are subnormal
 
 
 def _json_object(metadata: Mapping[str, str], key: str) -> dict | None:
@@ -70,8 +71,12 @@ class Model:
                 array = np.ascontiguousarray(tensors[name], dtype=np.float32)
             if not np.isfinite(array).all():
                 raise WeightsError(f"tensor {name!r} contains NaN or infinite values (or values beyond float32 range)")
+            subnormal = (array != 0) & (np.abs(array) < _TINY)
+            if subnormal.any():  # as the C++ loader does: they would act as zero there (FTZ/DAZ) and be slow
+                array = np.where(subnormal, np.float32(0), array)
             array.flags.writeable = False
             kept[name] = array
+        config.check_workspace()
         pose = _json_object(metadata, "pose") or {}
         joints, dims = pose.get("joints"), pose.get("dims")
         if joints is not None or dims is not None:

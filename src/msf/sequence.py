@@ -23,6 +23,33 @@ from .errors import InputError
 from .inputs import real_array
 
 RefineWindows = Callable[[np.ndarray], np.ndarray]  # (B, Q+1, P) float32 -> (B, T, P) float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_n_frames(n_frames, what: str = "n_frames") -> int:
+    """n_frames as an int; InputError unless it is an integer >= 1 (a bool is not a length)."""
+    if not _is_integer(n_frames) or n_frames < 1:
+        raise InputError(f"{what} must be an integer >= 1, the video's length in frames; got {n_frames!r}")
+    return int(n_frames)
+
+
+def check_stride(stride, Q: int) -> int:
+    """stride as an int (None: the default, 1); InputError unless 1 <= stride <= Q."""
+    if stride is None:
+        return 1
+    if not _is_integer(stride) or not 1 <= stride <= Q:
+        raise InputError(f"stride must be an integer from 1 to Q = {Q} (windows start every stride*K frames and "
+                         f"must overlap or touch; omit it for the default, 1), got {stride!r}")
+    return int(stride)
+
+
+def keyframe_count(n_frames: int, K: int) -> int:
+    """len(keyframe_indices(n_frames, K)) without building them: ceil((n_frames - 1) / K) + 1."""
+    return -(-(check_n_frames(n_frames) - 1) // K) + 1
 
 
 def keyframe_indices(n_frames: int, K: int) -> np.ndarray:
@@ -30,12 +57,37 @@ def keyframe_indices(n_frames: int, K: int) -> np.ndarray:
 
     Never more than ceil((n_frames - 1) / K) + 1 of them. n_frames >= 1, K >= 1.
     """
-    if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
-        raise InputError(f"n_frames must be an integer >= 1, got {n_frames!r}")
-    if not isinstance(K, (int, np.integer)) or K < 1:
+    n_frames = check_n_frames(n_frames)
+    if not _is_integer(K) or K < 1:
         raise InputError(f"K must be an integer >= 1, got {K!r}")
     indices = np.arange(0, n_frames, K)
     return indices if indices[-1] == n_frames - 1 else np.append(indices, n_frames - 1)
+
+
+def _real_numbers(value, count: int) -> np.ndarray | None:
+    """value as `count` finite-or-not float64 numbers, or None when it is anything else (strings, bools,
+    complex numbers, a wrong count)."""
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64) if value.dtype.kind in "fiu" and value.shape == (count,) else None
+    try:
+        items = list(value)
+    except TypeError:
+        return None
+    if len(items) != count or not all(_is_integer(v) or isinstance(v, (float, np.floating)) for v in items):
+        return None
+    try:
+        return np.array([float(v) for v in items], dtype=np.float64)
+    except OverflowError:  # an int beyond float range
+        return None
+
+
+def check_image_size(image_size, dims: int) -> np.ndarray:
+    """image_size as dims float64 numbers; InputError unless they are positive, finite and within float32."""
+    size = _real_numbers(image_size, dims)
+    if size is None or not np.isfinite(size).all() or (size <= 0).any() or (size > FLOAT32_MAX).any():
+        raise InputError(f"image_size must be (width, height) in pixels: {dims} positive numbers (within float32 "
+                         f"range), e.g. image_size=(1920, 1080); got {image_size!r}")
+    return size
 
 
 class Normaliser:
@@ -60,10 +112,7 @@ class Normaliser:
             if image_size is None:
                 raise InputError("this model takes 2D keypoints normalised by the image size: pass "
                                  "image_size=(width, height) in pixels")
-            size = np.asarray(image_size, dtype=np.float64)
-            if size.shape != (D,) or not np.isfinite(size).all() or (size <= 0).any():
-                raise InputError(f"image_size must be {D} positive numbers (width, height), got {image_size!r}")
-            self.scale = size
+            self.scale = check_image_size(image_size, D)
         elif image_size is not None:
             raise InputError("image_size was given, but this model's pose convention has no image "
                              "normalisation (its keyframes are used as they are)")
@@ -94,9 +143,6 @@ class Track:
     """One person's keyframes -> every frame, incrementally. See the module docstring for the rules."""
 
     def __init__(self, config: Config, refine_windows: RefineWindows, normaliser: Normaliser, stride: int = 1):
-        if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= config.Q:
-            raise InputError(f"stride must be an integer from 1 to Q = {config.Q} (windows start every "
-                             f"stride*K frames and must overlap or touch), got {stride!r}")
         self.config, self.refine_windows, self.normaliser, self.stride = config, refine_windows, normaliser, stride
         J = normaliser.shape[0]
         self.raw: list[np.ndarray] = []          # (J, D) float64 as pushed, missing joints filled in place
@@ -185,7 +231,18 @@ class Track:
         if not starts:
             return
         Q, K, T = self.config.Q, self.config.K, self.config.T
-        windows = np.stack([np.stack(grid[s:s + Q + 1]) for s in starts]).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+            windows = np.stack([np.stack(grid[s:s + Q + 1]) for s in starts]).astype(np.float32)
+        # The boundary recover() and Stream share: the model sees only finite float32 keyframes. Inputs are
+        # within float32 range (_as_poses), but root subtraction, division by image_size and the off-grid
+        # extrapolation can still leave it.
+        finite = np.isfinite(windows).all(axis=(1, 2))
+        if not finite.all():
+            start = starts[int(np.argmin(finite))] * K
+            raise InputError(f"the keyframes of the window starting at frame {start}, normalised for the model "
+                             f"(root joints subtracted, divided by image_size, or the off-grid last keyframe "
+                             f"extrapolated), exceed float32 range; give keyframes in the units the model "
+                             f"expects ({self.normaliser.units or 'see Refiner.pose'}) and a plausible image_size")
         out = self.refine_windows(windows)
         end = (starts[-1] * K) + T
         if len(self.counts) < end:
@@ -213,7 +270,13 @@ class Track:
             known = np.asarray(self.offsets[lo:hi])
             offsets = np.stack([np.interp(frames, times, known[:, d]) for d in range(D)], axis=1)
         self.emitted = upto
-        return self.normaliser.inverse(mean, offsets).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = self.normaliser.inverse(mean, offsets).astype(np.float32)
+        finite = np.isfinite(result).all(axis=(1, 2))
+        if not finite.all():  # the model's output is finite: only scaling back by image_size can overflow
+            raise InputError(f"frame {int(frames[np.argmin(finite)])} in the input's units exceeds float32 range "
+                             f"(the model's output multiplied by image_size); give a plausible image_size")
+        return result
 
 
 def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, what: str) -> np.ndarray:
@@ -221,6 +284,10 @@ def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, wh
     array = real_array(keyframes, what).astype(np.float64)
     if np.isinf(array).any():
         raise InputError(f"{what} contain infinite values; use NaN for missing joints")
+    if (np.abs(array) > FLOAT32_MAX).any():  # NaN compares False: missing joints pass
+        first = tuple(int(i) for i in np.argwhere(np.abs(array) > FLOAT32_MAX)[0])
+        raise InputError(f"{what} contain values beyond float32 range (|x| > {FLOAT32_MAX:.3g}, first at index "
+                         f"{first}); msf computes in float32: give poses in the model's units")
     tail = array.shape[leading:]
     if len(tail) == 1 and tail[0] == P:  # without a pose convention, flat poses are P joints of 1 value
         return array.reshape(array.shape[:leading] + (shape or (P, 1)))
@@ -234,19 +301,25 @@ def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, wh
 def recover(config: Config, refine_windows: RefineWindows, pose: Mapping, shape: tuple[int, int] | None,
             keyframes, n_frames: int, image_size=None, stride: int | None = None) -> np.ndarray:
     """See Refiner.recover."""
-    indices = keyframe_indices(n_frames, config.K)
+    n_frames = check_n_frames(n_frames)
+    stride = check_stride(stride, config.Q)
+    count = keyframe_count(n_frames, config.K)  # checked before anything of size n_frames is allocated
     array = real_array(keyframes, "keyframes")
-    tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (len(indices), config.P))
+    tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (count, config.P))
     poses = _as_poses(array, shape, config.P, 2 if tracks else 1, "keyframes")
     if not tracks:
         poses = poses[None]
-    if poses.shape[1] != len(indices):
+    if poses.shape[1] != count:
         raise InputError(f"{poses.shape[1]} keyframes given for {n_frames} frames with K = {config.K}: expected "
-                         f"{len(indices)}, the detections on msf.keyframe_indices({n_frames}, {config.K}) "
+                         f"{count}, the detections on msf.keyframe_indices({n_frames}, {config.K}) "
                          f"(frames 0, {config.K}, ... and the last frame)")
+    if len(poses) == 0:
+        raise InputError(f"keyframes of shape {array.shape} hold no tracks: pass at least one person's keyframes, "
+                         f"(M, J, D) or (N >= 1, M, J, D)")
+    indices = keyframe_indices(n_frames, config.K)
     out = []
     for track_poses in poses:
-        track = Track(config, refine_windows, Normaliser(pose, track_poses.shape[1:], image_size), stride or 1)
+        track = Track(config, refine_windows, Normaliser(pose, track_poses.shape[1:], image_size), stride)
         out.append(np.concatenate([track.extend(track_poses, indices), track.finish(n_frames)]))
     result = np.stack(out)
     if array.ndim == (3 if tracks else 2):  # flat (..., P) in, flat out
@@ -271,7 +344,9 @@ class Stream:
     def __init__(self, config: Config, refine_windows: RefineWindows, pose: Mapping,
                  shape: tuple[int, int] | None, image_size=None, stride: int | None = None):
         self._config, self._refine, self._pose, self._shape = config, refine_windows, pose, shape
-        self._image_size, self._stride = image_size, stride or 1
+        self._image_size, self._stride = image_size, check_stride(stride, config.Q)
+        if shape is not None:  # the pose convention's checks of image_size, now rather than at the first push
+            Normaliser(pose, shape, image_size)
         self._track: Track | None = None
         self._flat = False
 
@@ -301,8 +376,8 @@ class Stream:
         K = self._config.K
         if self._track is None:
             raise InputError("finish() before any push(): a video needs at least one keyframe")
-        n_frames = (self.pushed - 1) * K + 1 if n_frames is None else n_frames
-        expected = len(keyframe_indices(n_frames, K))
+        n_frames = (self.pushed - 1) * K + 1 if n_frames is None else check_n_frames(n_frames)
+        expected = keyframe_count(n_frames, K)
         off_grid = (n_frames - 1) % K != 0
         if off_grid != (last_keyframe is not None) or self.pushed + off_grid != expected:
             raise InputError(f"{n_frames} frames need {expected} keyframes (msf.keyframe_indices({n_frames}, {K}))"

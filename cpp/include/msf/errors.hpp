@@ -19,4 +19,10 @@ struct InputError : Error {
     explicit InputError(const std::string& what) : Error(what) {}
 };
 
+// The forward overflowed float32: finite keyframes and weights gave NaN or infinite frames (keyframes far
+// outside the model's units and normalisation, or weights no training produces).
+struct NumericError : Error {
+    explicit NumericError(const std::string& what) : Error(what) {}
+};
+
 }  // namespace msf

@@ -56,7 +56,9 @@ enum msf_status {
     MSF_ERR_INPUT = 2,     /* keyframes contain NaN or infinite values */
     MSF_ERR_ARGUMENT = 3,  /* a null pointer, a buffer length that does not match the batch, overlapping buffers */
     MSF_ERR_MEMORY = 4,    /* an allocation failed */
-    MSF_ERR_INTERNAL = 5   /* a bug in msf; please report it with msf_last_error() */
+    MSF_ERR_INTERNAL = 5,  /* a bug in msf; please report it with msf_last_error() */
+    MSF_ERR_NUMERIC = 6    /* the forward overflowed float32: finite keyframes gave NaN or infinite frames
+                              (keyframes far outside the model's units, or weights no training produces) */
 };
 
 /* The library version, "MAJOR.MINOR.PATCH". */
@@ -85,7 +87,9 @@ const char* msf_metadata(const msf_model* model, const char* key);
  * keyframes_len and out_len are the buffers' lengths in floats and must be exactly batch*(Q+1)*P and
  * batch*T*P; the buffers must not overlap. Every frame is refined, keyframes included: out's frames 0,
  * K, ..., K*Q are the model's estimates, not copies of the input. Returns MSF_OK, or an error code and
- * then out is not written. */
+ * then out is not written (after MSF_ERR_NUMERIC it holds partial results: discard them).
+ * Subnormal values are flushed to zero inside the forward (x86 MXCSR FTZ/DAZ, AArch64 FPCR.FZ, set on
+ * each thread that runs it and restored before returning), so tiny activations never slow it down. */
 int msf_refine(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out, size_t out_len,
                size_t batch);
 /* The same with the windows split over n_threads threads (<= 0: one per hardware thread); the results

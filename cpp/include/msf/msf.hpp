@@ -49,7 +49,9 @@ public:
     // Loads a safetensors weight file (untrusted input: every byte is bounds-checked). Throws WeightsError.
     static Model load_file(const std::string& path);
     static Model load_buffer(const void* data, std::size_t size);
-    // Official state-dict names without `module.`; checks names, shapes and finiteness. Throws WeightsError.
+    // Official state-dict names without `module.`; checks names, shapes and finiteness, flushes subnormal
+    // weights to zero, and refuses sizes whose per-window workspace exceeds 16 floats per weight plus 2^22.
+    // Throws WeightsError.
     explicit Model(const TensorMap& tensors, Metadata metadata = {});
     Model(Model&&) noexcept;
     Model& operator=(Model&&) noexcept;
@@ -57,9 +59,10 @@ public:
 
     const Config& config() const noexcept;
     const Metadata& metadata() const noexcept;
-    // keyframes (batch, Q+1, P) -> out (batch, T, P), both C order. Throws InputError on non-finite input.
+    // keyframes (batch, Q+1, P) -> out (batch, T, P), both C order. Throws InputError on non-finite input and
+    // NumericError when the forward overflows float32 (out then holds partial results).
     // threads: windows are split over this many threads (<= 0: one per hardware thread); results do not
-    // depend on it.
+    // depend on it. Subnormals are flushed to zero during the call (the caller's FP mode is restored).
     void refine(const float* keyframes, float* out, std::size_t batch, int threads = 1) const;
     // The same with the buffers' lengths in floats, checked: they must be batch*(Q+1)*P and batch*T*P.
     void refine(const float* keyframes, std::size_t keyframes_len, float* out, std::size_t out_len,

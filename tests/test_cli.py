@@ -103,3 +103,16 @@ def test_console_script(checkpoint, tmp_path):
     assert run.returncode == 0, run.stderr
     keyframes = np.zeros((6, 14, 3))
     assert msf.Refiner.load(out).refine(keyframes).shape == (51, 14, 3)
+
+
+def test_warnings_are_one_line_and_the_default_is_restored(monkeypatch, capsys):
+    """Inside the CLI a warning prints as one `msf: warning:` line, without the source line Python's default
+    format adds; outside it, Python's own warning display is back."""
+    import warnings
+    import msf.cli
+    before = warnings.showwarning
+    monkeypatch.setattr(msf.cli, "describe", lambda path: warnings.warn("two\nlines", RuntimeWarning) or "described")
+    assert main(["info", "model.safetensors"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "described\n" and captured.err == "msf: warning: two lines\n"
+    assert warnings.showwarning is before

@@ -75,3 +75,96 @@ def test_interpolation_only_model_reproduces_learned_interpolation(backend):
     out = msf.Refiner(msf.Model.from_tensors(tensors), backend).refine(keyframes)
     expected = tensors["l_interp.weight"] @ keyframes + tensors["l_interp.bias"][:, None]
     assert_close(out, expected, atol_of_max=MODEL_ATOL_OF_MAX, what="interpolation only")
+
+
+def overflowing_model():
+    """Finite weights (every weight x 1e20) whose activations overflow float32."""
+    config = official_config(*OFFICIAL["pw3d"])
+    return config, msf.Model.from_tensors({k: v * 1e20 for k, v in random_state_dict(config, seed=1).items()})
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_overflowing_weights_are_an_error_not_nan(backend, threads):
+    config, model = overflowing_model()
+    refiner = msf.Refiner(model, backend, threads=threads)
+    kf = np.random.default_rng(2).standard_normal((4, config.n_keyframes, config.P))
+    with pytest.raises(msf.InputError, match=r"window 0: the forward overflowed float32 .*largest \|weight\| 1\.\d+e\+20"):
+        refiner.refine(kf)
+    with pytest.raises(msf.InputError, match="overflowed float32"):
+        refiner.recover(kf[0], config.T)
+    stream = refiner.stream()
+    with pytest.raises(msf.InputError, match="overflowed float32"):
+        for keyframe in np.concatenate([kf[0], kf[1]]):
+            stream.push(keyframe)
+        stream.finish()
+
+
+def near_the_workspace_cap(K: int, C: int) -> dict:
+    """A model with T = K + 1 frames, full-size temporal attention (d_t = T) and otherwise minimal sizes: its
+    workspace (~T^2) outgrows 16 floats per weight (~T) near T = 2100."""
+    T = K + 1
+    config = msf.Config(K=K, Q=1, P=3, C=C, L=1, ffn_hidden=C, d_t=T, d_c=C, se_t=1, se_c=1, reweight_hidden=1)
+    return {name: np.zeros(shape, np.float32) for name, shape in config.expected_shapes().items()}
+
+
+def test_one_workspace_cap_for_both_backends(backend):
+    """issue 11: a 1 MB file with K = 20000, Q = 1 cost the NumPy backend 6 GB and 19 s for one window."""
+    tensors = near_the_workspace_cap(20000, 1)
+    assert sum(t.size for t in tensors.values()) * 4 < 1 << 20
+    with pytest.raises(msf.WeightsError, match="implausible model sizes: a window would need 400"):
+        msf.Refiner(msf.Model.from_tensors(tensors), backend)
+
+
+@requires_cpp
+@settings(max_examples=30, deadline=None)
+@given(K=st.integers(1900, 2400), C=st.sampled_from([1, 2, 4]))
+def test_workspace_cap_is_the_same_formula_in_cpp(K, C):
+    """Near the cap, Python (Config.workspace_floats) and the C++ loader give the same verdict, and for a
+    refused model the same message, workspace and weight counts included."""
+    from msf import _core
+    tensors = near_the_workspace_cap(K, C)
+    try:
+        msf.Model.from_tensors(tensors)
+        python = None
+    except msf.WeightsError as e:
+        python = str(e)
+    try:
+        _core.Model(tensors)
+        cpp = None
+    except msf.WeightsError as e:
+        cpp = str(e)
+    assert python == cpp
+
+
+def test_subnormal_weights_are_zero(backend):
+    """Subnormal weights are flushed at load by both backends (in C++ they would otherwise be ~100x slower):
+    the output equals that of the same model with those weights zeroed, bit for bit. The interpolation and
+    the head's bias are zeroed so that the output is the head's product alone, subnormal unless flushed."""
+    config = official_config(*OFFICIAL["pw3d"])
+    tensors = random_state_dict(config, seed=5)
+    for name in ("l_interp.weight", "l_interp.bias", "fc.bias"):
+        tensors[name] = np.zeros_like(tensors[name])
+    tiny = dict(tensors, **{"fc.weight": np.sign(tensors["fc.weight"]) * 1e-40})
+    zero = dict(tensors, **{"fc.weight": np.zeros_like(tensors["fc.weight"])})
+    model = msf.Model.from_tensors(tiny)
+    assert not np.any(model.tensors["fc.weight"])
+    kf = np.random.default_rng(6).standard_normal((3, config.n_keyframes, config.P))
+    out = msf.Refiner(model, backend).refine(kf)
+    np.testing.assert_array_equal(out, msf.Refiner(msf.Model.from_tensors(zero), backend).refine(kf))
+    assert not np.any(out)
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [1, 3])
+def test_cpp_flushes_subnormal_activations_and_restores_the_mode(threads):
+    """Inside the C++ forward subnormals are zero (FTZ/DAZ, on every worker thread): with out = l_interp @
+    keyframes, subnormal keyframes give exact zeros. The calling thread's own arithmetic keeps subnormals."""
+    config = official_config(*OFFICIAL["pw3d"])
+    tensors = random_state_dict(config, seed=7)
+    for name in ("fc.weight", "fc.bias", "l_interp.bias"):
+        tensors[name] = np.zeros_like(tensors[name])
+    refiner = msf.Refiner(msf.Model.from_tensors(tensors), "cpp", threads=threads)
+    kf = (np.random.default_rng(8).standard_normal((3, config.n_keyframes, config.P)) * 1e-39).astype(np.float32)
+    assert np.any(kf) and not np.any(refiner.refine(kf))
+    tiny = np.array([1e-39], np.float32)
+    assert (tiny * np.float32(2))[0] != 0 and tiny[0] != 0  # FTZ/DAZ did not leak into this thread

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import msf
 from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
@@ -175,3 +175,21 @@ def test_threads_give_identical_results(keyframes, threads):
 def test_bad_thread_counts_are_refused(threads):
     with pytest.raises(msf.BackendError, match="threads"):
         msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG)), "numpy", threads=threads)
+
+
+@settings(max_examples=30, deadline=None)
+@given(exponent=st.integers(-45, 38), weight_exponent=st.integers(-10, 25), seed=st.integers(0, 2**31))
+@example(exponent=0, weight_exponent=20, seed=0)  # issue 11: weights x 1e20 gave all-NaN frames on cpp
+def test_output_is_finite_or_an_input_error(backend, exponent, weight_exponent, seed):
+    """Any finite float32 keyframes and weights, tiny to near float32's limit: finite frames or an InputError
+    saying the forward overflowed (non-finite output is never returned, on either backend)."""
+    tensors = {k: v * 10.0 ** weight_exponent for k, v in random_state_dict(CONFIG, seed=1).items()}
+    refiner = msf.Refiner(msf.Model.from_tensors(tensors), backend)
+    kf = np.random.default_rng(seed).standard_normal((2, 6, 42)) * 10.0 ** exponent
+    kf = np.clip(kf, -3e38, 3e38).astype(np.float32)
+    try:
+        out = refiner.refine(kf)
+    except msf.InputError as e:
+        assert "overflowed float32" in str(e) and "window" in str(e)
+    else:
+        assert np.isfinite(out).all()

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import msf
 from conftest import OFFICIAL, official_config, random_state_dict
@@ -56,7 +56,7 @@ def test_keyframe_indices(n, k):
     assert (np.diff(idx) > 0).all() and (idx[:-1] % k == 0).all()
 
 
-@pytest.mark.parametrize("n", [0, -1, 2.5, None])
+@pytest.mark.parametrize("n", [0, -1, 2.5, None, True, np.bool_(True)])
 def test_keyframe_indices_refuse_bad_lengths(n):
     with pytest.raises(msf.InputError):
         msf.keyframe_indices(n, 10)
@@ -189,3 +189,147 @@ def test_2d_image_normalisation(backend):
     assert out.shape == (n, 15, 2)
     assert_close(r.recover(kf * 2, n, image_size=(1280, 960)), out * 2, atol_of_max=MODEL_ATOL_OF_MAX,
                  what="scale covariance")
+
+
+JHMDB_LIKE = official_config(10, 1, 30, 16, 2)  # 15 joints x 2D, image-normalised
+POSE_2D = {"joints": [f"j{i}" for i in range(15)], "dims": 2, "units": "px", "image_normalised": True}
+
+
+@pytest.fixture(scope="module")
+def refiner_2d(backend):
+    return msf.Refiner(msf.Model.from_tensors(random_state_dict(JHMDB_LIKE, seed=5), {"pose": json.dumps(POSE_2D)}),
+                       backend)
+
+
+def detections_2d(n, scale=640.0, seed=1):
+    return np.random.default_rng(seed).uniform(0, 1, (len(msf.keyframe_indices(n, 10)), 15, 2)) * scale
+
+
+def stream_all(refiner, kf, n, **kwargs):
+    s = refiner.stream(**kwargs)
+    off_grid = (n - 1) % refiner.config.K != 0
+    parts = [s.push(k) for k in (kf[:-1] if off_grid else kf)]
+    return np.concatenate(parts + [s.finish(n, kf[-1] if off_grid else None)])
+
+
+@pytest.mark.parametrize("path", ["recover", "stream"])
+def test_values_beyond_float32_are_refused(refiner, path):
+    """issue 11: with the NumPy backend recover(keyframes * 1e39) returned non-finite frames with a warning."""
+    kf = detections(101) * 1e39
+    run = (lambda: refiner.recover(kf, 101)) if path == "recover" else (lambda: stream_all(refiner, kf, 101))
+    with pytest.raises(msf.InputError, match="beyond float32 range"):
+        run()
+
+
+@pytest.mark.parametrize("path", ["recover", "stream"])
+def test_keyframes_that_overflow_once_normalised_are_refused(refiner, path):
+    """Within float32 range, but root-relative coordinates overflow it: refused at the window boundary."""
+    kf = detections(101)
+    kf[:, :] = 3e38
+    kf[:, 2:4] = -3e38  # the root joints: other joints are 6e38 from the root
+    run = (lambda: refiner.recover(kf, 101)) if path == "recover" else (lambda: stream_all(refiner, kf, 101))
+    with pytest.raises(msf.InputError, match="window starting at frame 0, normalised for the model"):
+        run()
+
+
+@pytest.mark.parametrize("path", ["recover", "stream"])
+def test_image_size_that_overflows_the_output_is_refused(refiner_2d, path):
+    """issue 11: 2D image_size=(1e300, 1e300) returned non-finite frames on both backends."""
+    n = 37
+    kf = detections_2d(n)
+    with pytest.raises(msf.InputError, match="image_size"):
+        refiner_2d.recover(kf, n, image_size=(1e300, 1e300))
+    big = (3e38, 3e38)  # within float32, but the model's output times it is not
+    run = ((lambda: refiner_2d.recover(kf * 1e35, n, image_size=big)) if path == "recover" else
+           (lambda: stream_all(refiner_2d, kf * 1e35, n, image_size=big)))
+    with pytest.raises(msf.InputError, match="exceeds float32 range .*image_size"):
+        run()
+
+
+@settings(max_examples=40, deadline=None)
+@given(scale=st.integers(-45, 39), size=st.integers(-45, 39), n=st.sampled_from([1, 12, 37]),
+       stream=st.booleans())
+def test_recover_never_returns_non_finite_frames(refiner_2d, scale, size, n, stream):
+    """Any keyframe magnitude and image size: finite frames or an InputError saying why, never NaN."""
+    kf = detections_2d(n, 10.0 ** scale)
+    image_size = (10.0 ** size, 10.0 ** size)
+    try:
+        out = stream_all(refiner_2d, kf, n, image_size=image_size) if stream else \
+            refiner_2d.recover(kf, n, image_size=image_size)
+    except msf.InputError as e:
+        assert "float32" in str(e) or "image_size" in str(e)
+    else:
+        assert out.shape == (n, 15, 2) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("image_size", [(1j, 1), ("1920", "1080"), (True, 1), (1920, False), (0, 1080),
+                                        (-1, 1080), (np.nan, 1080), (np.inf, 1), (1e300, 1), (10**400, 1),
+                                        (1920,), (1920, 1080, 1), "1920x1080", 1920, None])
+def test_bad_image_sizes_are_input_errors(refiner_2d, image_size):
+    kf = detections_2d(37)
+    with pytest.raises(msf.InputError, match="image_size"):
+        refiner_2d.recover(kf, 37, image_size=image_size)
+    with pytest.raises(msf.InputError, match="image_size"):
+        refiner_2d.stream(image_size=image_size)  # refused at once, not at the first push
+
+
+def test_good_image_sizes(refiner_2d):
+    kf = detections_2d(37)
+    expected = refiner_2d.recover(kf, 37, image_size=(640, 480))
+    for size in [(640.0, 480.0), np.array([640, 480]), [np.float32(640), np.int16(480)]]:
+        np.testing.assert_array_equal(refiner_2d.recover(kf, 37, image_size=size), expected)
+
+
+@pytest.mark.parametrize("stride", [0, -1, True, False, 2.0, "2", CONFIG.Q + 1])
+def test_bad_strides_are_input_errors(refiner, stride):
+    """issue 11: stride=0 silently meant 1 and stride=True was accepted."""
+    with pytest.raises(msf.InputError, match=f"stride must be an integer from 1 to Q = {CONFIG.Q}"):
+        refiner.recover(detections(101), 101, stride=stride)
+    with pytest.raises(msf.InputError, match="stride"):
+        refiner.stream(stride=stride)
+
+
+@pytest.mark.parametrize("n", [True, 0, -5, 101.0, "101", None])
+def test_bad_lengths_are_input_errors(refiner, n):
+    with pytest.raises(msf.InputError, match="n_frames must be an integer >= 1"):
+        refiner.recover(detections(1), n)
+    s = refiner.stream()
+    s.push(detections(1)[0])
+    if n is not None:
+        with pytest.raises(msf.InputError, match="n_frames must be an integer >= 1"):
+            s.finish(n)
+
+
+def test_huge_lengths_are_refused_before_allocating(refiner):
+    """issue 11: recover(kf, 10**9) allocated 1.5 GB before its error; Stream.finish(10**12) raised MemoryError."""
+    import tracemalloc
+    kf = detections(101)
+    tracemalloc.start()
+    try:
+        with pytest.raises(msf.InputError, match="expected 100000001"):
+            refiner.recover(kf, 10**9)
+        s = refiner.stream()
+        s.push(kf[0])
+        with pytest.raises(msf.InputError, match="1000000000000 frames need 100000000001 keyframes"):
+            s.finish(10**12)
+        with pytest.raises(msf.InputError, match="expected 100000000000001"):
+            refiner.recover(kf, np.int64(10**15))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_empty_batch_of_tracks_is_an_input_error(refiner):
+    """issue 11: it was a NumPy ValueError from np.stack."""
+    with pytest.raises(msf.InputError, match=r"hold no tracks.*N >= 1"):
+        refiner.recover(np.zeros((0, 11, 14, 3)), 101)
+    with pytest.raises(msf.InputError, match="hold no tracks"):
+        refiner.recover(np.zeros((0, 11, 42)), 101)
+
+
+def test_flat_keyframes_stream(refiner):
+    """Pushing (P,) keyframes returns (F, P) frames, also when F = 0."""
+    kf = detections(3 * T + 7)
+    flat = stream_all(refiner, kf.reshape(len(kf), 42), 3 * T + 7)
+    np.testing.assert_array_equal(flat, stream_all(refiner, kf, 3 * T + 7).reshape(-1, 42))

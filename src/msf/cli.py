@@ -7,13 +7,15 @@
 
 Each subcommand is an `_add_<name>(subparsers)` function that declares its arguments and sets `run`
 (args -> exit status); add one to COMMANDS to extend the tool. msf errors and OS errors end in a
-one-line message on stderr and exit status 1, never a traceback.
+one-line message on stderr and exit status 1, never a traceback; warnings are one line each,
+`msf: warning: ...`. Messages name the command line's flags (--image-size W H), not Python arguments.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from .convert import convert, describe
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
 from .refiner import Refiner
-from .sequence import keyframe_indices
+from .sequence import FLOAT32_MAX, keyframe_count, keyframe_indices
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 
 
@@ -121,17 +123,78 @@ class _Progress:
 
 
 def _load_refiner(args: argparse.Namespace) -> Refiner:
-    return Refiner.load(args.model, backend=args.backend, threads=args.threads)
+    """The model, with --n-frames, --stride, --image-size and --threads checked against it here so that
+    errors name the flags."""
+    if args.threads < 0:
+        raise InputError(f"--threads must be >= 0 (0: one per core), got {args.threads}")
+    if args.n_frames is not None and args.n_frames < 1:
+        raise InputError(f"--n-frames must be >= 1 (the video's length in frames), got {args.n_frames}")
+    if args.image_size is not None and not all(0 < v <= FLOAT32_MAX for v in args.image_size):
+        raise InputError(f"--image-size W H must be the image's width and height in pixels, two positive numbers; "
+                         f"got {' '.join(f'{v:g}' for v in args.image_size)}")
+    refiner = Refiner.load(args.model, backend=args.backend, threads=args.threads)
+    Q = refiner.config.Q
+    if args.stride is not None and not 1 <= args.stride <= Q:
+        raise InputError(f"--stride must be from 1 to Q = {Q} for this model (windows start every STRIDE*K "
+                         f"frames and must overlap or touch), got {args.stride}")
+    normalised = bool(refiner.pose.get("image_normalised"))
+    if normalised and args.image_size is None:
+        raise InputError("this model takes 2D keypoints normalised by the image size: pass --image-size W H "
+                         "(the image's width and height in pixels)")
+    if not normalised and args.image_size is not None:
+        raise InputError("--image-size was given, but this model's pose convention has no image normalisation "
+                         "(its keyframes are used as they are): drop --image-size")
+    return refiner
+
+
+def _fits(keyframes: np.ndarray, refiner: Refiner) -> bool:
+    """Whether a sequence's pose layout is the model's: (M, J, D) or (M, P)."""
+    P, shape = refiner.config.P, refiner._model.pose_shape
+    if keyframes.ndim == 2:
+        return keyframes.shape[1] == P
+    return keyframes.shape[1:] == shape if shape else keyframes.shape[1] * keyframes.shape[2] == P
+
+
+def _select(sequences: dict, refiner: Refiner, path: str) -> dict:
+    """Of a file's several sequences, those in the model's pose layout; a warning names the others."""
+    if len(sequences) < 2:
+        return sequences
+    kept = {name: entry for name, entry in sequences.items() if _fits(entry[0], refiner)}
+    others = [f"{name} {entry[0].shape}" for name, entry in sequences.items() if name not in kept]
+    layout = refiner._model.pose_shape or ("J", "D")
+    if not kept:
+        raise InputError(f"{path}: no sequence has this model's pose layout (M, {layout[0]}, {layout[1]}) or "
+                         f"(M, {refiner.config.P}): {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}")
+    if others:
+        warnings.warn(f"{path}: skipped {len(others)} sequences not in this model's pose layout (M, {layout[0]}, "
+                      f"{layout[1]}): {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}", RuntimeWarning)
+    return kept
 
 
 def _sequence_length(name: str, keyframes: np.ndarray, n_frames: int | None, args, K: int) -> int:
+    where = f"{args.input}: {name}" if name else args.input
     if n_frames is None:
         n_frames = args.n_frames if args.n_frames is not None else (len(keyframes) - 1) * K + 1
-    expected = len(keyframe_indices(n_frames, K))
+    expected = keyframe_count(n_frames, K)  # arithmetic: a huge n_frames allocates nothing
     if len(keyframes) != expected:
-        raise InputError(f"{name or 'input'}: {len(keyframes)} keyframes for {n_frames} frames; the model "
+        flag = "--n-frames" if args.n_frames is not None else "its n_frames"
+        raise InputError(f"{where}: {len(keyframes)} keyframes for {n_frames} frames ({flag}); the model "
                          f"(K = {K}) needs {expected}, the detections on frames 0, {K}, ... and {n_frames - 1}")
     return n_frames
+
+
+def _warn_assumed_lengths(path: str, sequences: dict, args, K: int) -> None:
+    """Without a length the video ends on its last keyframe, which stretches a video whose last frame is
+    off the K-frame grid (278 frames, keyframes 0, 10, ..., 270, 277 -> read as 281 frames): say so."""
+    if args.n_frames is not None:
+        return
+    assumed = [f"{name + ': ' if name else ''}{len(kf)} keyframes -> {(len(kf) - 1) * K + 1} frames"
+               for name, (kf, n) in sequences.items() if n is None]
+    if assumed:
+        warnings.warn(f"{path}: no video length given, so a video of M keyframes is taken to end on its last "
+                      f"keyframe at frame (M - 1) * {K} ({'; '.join(assumed[:3])}{'; ...' if len(assumed) > 3 else ''}"
+                      f"); if the last keyframe is on the video's last frame, off that grid, pass --n-frames N (or "
+                      f"n_frames in the file), or the end is stretched", RuntimeWarning)
 
 
 def _recover_one(refiner: Refiner, keyframes: np.ndarray, n_frames: int, args, progress: _Progress) -> np.ndarray:
@@ -150,9 +213,10 @@ def _recover_one(refiner: Refiner, keyframes: np.ndarray, n_frames: int, args, p
 
 def _run_recover(args: argparse.Namespace) -> int:
     refiner = _load_refiner(args)
-    sequences = read_keyframes(args.input)
+    sequences = _select(read_keyframes(args.input), refiner, args.input)
     if args.n_frames is not None and len(sequences) != 1:
         raise InputError("--n-frames applies to a single sequence; give <name>_n_frames per sequence instead")
+    _warn_assumed_lengths(args.input, sequences, args, refiner.config.K)
     lengths = {name: _sequence_length(name, kf, n, args, refiner.config.K) for name, (kf, n) in sequences.items()}
     progress = _Progress(sum(len(kf) for kf, _ in sequences.values()), "msf recover")
     try:
@@ -175,12 +239,20 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="C++ threads (0: one per core)")
 
 
+_LENGTH_HELP = ("Video length: without --n-frames (or n_frames in the file) a video of M keyframes ends on its "
+                "last keyframe, (M - 1) * K + 1 frames. When the last detection is on the video's last frame "
+                "off the K-frame grid (278 frames with K = 10: keyframes 0, 10, ..., 270, 277), pass --n-frames, "
+                "or the end is stretched (there, to 281 frames); a warning says when the length was assumed.")
+
+
 def _add_recover(subparsers) -> None:
     p = subparsers.add_parser(
         "recover", help="every frame of a video from keyframe detections",
-        description="Read keyframes detected on frames 0, K, 2K, ... and the last frame (see msf.files for the "
-                    ".npy / .npz / .json layouts; NaN or null marks a missing joint), refine every frame with "
-                    "the model, and write them in the format OUTPUT's extension names.")
+        description=_LENGTH_HELP + " Read keyframes detected on frames 0, K, 2K, ... and the last frame (see "
+                    "msf.files for the .npy / .npz / .json layouts; NaN or null marks a missing joint), refine "
+                    "every frame with the model, and write them in the format OUTPUT's extension names. Entries "
+                    "of an .npz that are not keyframe sequences, and sequences not in the model's pose layout, "
+                    "are skipped with a warning.")
     p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)})")
     p.add_argument("-o", "--output", required=True, help=f"frames ({', '.join(FORMATS)})")
     _model_arguments(p)
@@ -192,10 +264,11 @@ def _run_plot(args: argparse.Namespace) -> int:
 
     refiner = _load_refiner(args)
     sequences = read_keyframes(args.input)
-    name = args.sequence if args.sequence is not None else next(iter(sequences))
+    name = args.sequence if args.sequence is not None else next(iter(_select(sequences, refiner, args.input)))
     if name not in sequences:
         raise InputError(f"no sequence {name!r} in {args.input}; it has {sorted(sequences)}")
     keyframes, n_frames = sequences[name]
+    _warn_assumed_lengths(args.input, {name: sequences[name]}, args, refiner.config.K)
     n_frames = _sequence_length(name, keyframes, n_frames, args, refiner.config.K)
     refined = refiner.recover(keyframes, n_frames, image_size=args.image_size, stride=args.stride)
     shape = refined.shape[1:] if refined.ndim == 3 else (refined.shape[1], 1)
@@ -210,7 +283,8 @@ def _add_plot(subparsers) -> None:
     p = subparsers.add_parser(
         "plot", help="PNG of skeleton frames and joint trajectories: keyframes, linear interpolation, msf",
         description="Plot one sequence of a keyframe file (as for `msf recover`): four skeleton frames and "
-                    "the trajectories of a few joints. Needs matplotlib (pip install \"msf[plot]\").")
+                    "the trajectories of a few joints. Needs matplotlib (pip install \"msf[plot]\"). "
+                    + _LENGTH_HELP)
     p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)})")
     p.add_argument("-o", "--output", required=True, help="the PNG to write")
     p.add_argument("--sequence", help="which sequence of an .npz/.json file (default: the first)")
@@ -223,7 +297,8 @@ COMMANDS = (_add_convert, _add_info, _add_recover, _add_plot)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="msf", description="Fast CPU inference for MixSynthFormer pose refinement.")
+    p = argparse.ArgumentParser(prog="msf", description="Fast CPU inference for MixSynthFormer pose refinement. "
+                                "`msf recover --help` says how a video's length is found.")
     p.add_argument("--version", action="version", version=f"msf {__version__}")
     subparsers = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
@@ -234,11 +309,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs `msf COMMAND ...` (argv without the program name; default sys.argv[1:]); returns the exit status."""
     args = parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (Error, OSError) as e:
-        print(f"msf {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.run(args)
+        except (Error, OSError) as e:
+            print(f"msf {args.command}: error: {e}", file=sys.stderr)
+            return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, without the source line Python's default shows."""
+    print(f"msf: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,17 @@
 Keyframes are the detections on msf.keyframe_indices(n_frames, K): frames 0, K, 2K, ... and the last
 frame. Without n_frames a video is taken to end on its last keyframe: n_frames = (M - 1) * K + 1.
 Outputs use the same layouts with "frames" (n_frames, J, D) in place of "keyframes".
+
+Entries of an .npz that are not keyframe sequences (not 2-D or 3-D arrays of numbers: metadata such as
+`fps` or `joint_names`) are skipped with a RuntimeWarning naming them. JSON nested deeper than
+MAX_JSON_DEPTH is refused before parsing.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,16 @@ from .errors import InputError
 
 FORMATS = (".npy", ".npz", ".json")
 N_FRAMES_SUFFIX = "_n_frames"
+MAX_JSON_DEPTH = 1000  # far beyond the 3 levels of keyframes; the same cap as weight-file metadata
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON text, brackets inside strings not counted.
+    Without a cap, json.loads recurses once per level and deep input ends in RecursionError."""
+    code = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    step = np.isin(code, (ord("["), ord("{"))).astype(np.int64) - np.isin(code, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
 
 
 def _format(path: Path) -> str:
@@ -32,19 +48,71 @@ def _format(path: Path) -> str:
 
 
 def _json_array(value, where: str) -> np.ndarray:
+    fix = f"{where}: keyframes must be nested lists of numbers (null for missing), (M, J, D) or (M, P)"
+    try:
+        cells = np.array(value, dtype=object)
+    except ValueError:
+        raise InputError(fix) from None
+    bad = next((v for v in cells.ravel() if v is not None and type(v) not in (int, float)), None)
+    if bad is not None:  # strings, booleans, objects, or lists left over where the nesting is ragged
+        raise InputError(f"{fix}; found {type(bad).__name__} {str(bad)[:40]}") from None
     try:
         return np.array(value, dtype=np.float64)  # null -> nan
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: keyframes must be nested lists of numbers (null for missing)") from None
+    except (TypeError, ValueError, OverflowError):  # an integer beyond float64
+        raise InputError(f"{fix}; a value is beyond float64 range") from None
 
 
 def _n_frames(value, where: str) -> int | None:
     if value is None:
         return None
-    n = np.asarray(value)
-    if n.shape != () or n.dtype.kind not in "iu":
-        raise InputError(f"{where}: n_frames must be one integer, got {value!r}")
-    return int(n)
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iu":
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{where}: n_frames must be one integer >= 1 (the video's length in frames), "
+                         f"got {value!r}")
+    return value
+
+
+def _is_sequence(array: np.ndarray) -> bool:
+    return array.dtype.kind in "fiu" and array.ndim in (2, 3)
+
+
+def _sequence(array: np.ndarray, where: str) -> np.ndarray:
+    """array if it is a keyframe sequence (M >= 1, J, D) or (M >= 1, P) of numbers; InputError otherwise."""
+    if not _is_sequence(array):
+        raise InputError(f"{where}: keyframes must be an array (M, J, D) or (M, P) of numbers (NaN for missing "
+                         f"values); got shape {array.shape}, dtype {array.dtype}")
+    if len(array) == 0:
+        raise InputError(f"{where}: no keyframes (shape {array.shape}): a sequence needs at least one keyframe, "
+                         f"the detection on its first frame")
+    return array
+
+
+def _read_npz(path: Path) -> dict[str, tuple[np.ndarray, int | None]]:
+    with np.load(path, allow_pickle=False) as data:
+        arrays, skipped = {}, []
+        for key in data.files:
+            try:
+                arrays[key] = data[key]
+            except ValueError:  # an object array: a pickle, never loaded
+                skipped.append(f"{key} (object array: pickles are not read)")
+    out = {}
+    for key, value in arrays.items():
+        if key.endswith(N_FRAMES_SUFFIX):
+            if key[:-len(N_FRAMES_SUFFIX)] not in arrays:
+                skipped.append(f"{key} (no sequence {key[:-len(N_FRAMES_SUFFIX)]!r})")
+        elif _is_sequence(value):
+            n_frames = _n_frames(arrays.get(key + N_FRAMES_SUFFIX), f"{path}: {key}{N_FRAMES_SUFFIX}")
+            out[key] = (_sequence(value, f"{path}: {key}"), n_frames)
+        else:
+            skipped.append(f"{key} (shape {value.shape}, dtype {value.dtype})")
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} entries that are not keyframe sequences (M, J, D) or "
+                      f"(M, P) of numbers: {', '.join(skipped)}", RuntimeWarning, stacklevel=3)
+    if not out:
+        raise InputError(f"{path}: no keyframe sequences: expected arrays (M, J, D) or (M, P) of numbers, one "
+                         f"per sequence name")
+    return out
 
 
 def read_keyframes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int | None]]:
@@ -53,13 +121,16 @@ def read_keyframes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int |
     kind = _format(path)
     try:
         if kind == ".npy":
-            return {"": (np.load(path, allow_pickle=False), None)}
+            return {"": (_sequence(np.load(path, allow_pickle=False), str(path)), None)}
         if kind == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            return {k: (v, _n_frames(arrays.get(k + N_FRAMES_SUFFIX), f"{path}: {k}{N_FRAMES_SUFFIX}"))
-                    for k, v in arrays.items() if not k.endswith(N_FRAMES_SUFFIX)}
-        document = json.loads(path.read_text(encoding="utf-8"))
+            return _read_npz(path)
+        text = path.read_text(encoding="utf-8")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise InputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels; keyframes need 3 "
+                             f"(keyframes, joints, values)")
+        document = json.loads(text)
+    except InputError:
+        raise
     except (ValueError, OSError) as e:
         raise InputError(f"{path}: cannot read keyframes: {e}") from None
     if not isinstance(document, dict):
@@ -75,7 +146,7 @@ def read_keyframes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int |
         where = f"{path}: {name or 'document'}"
         if not isinstance(entry, dict) or "keyframes" not in entry:
             raise InputError(f"{where}: missing 'keyframes'")
-        out[name] = (_json_array(entry["keyframes"], where), _n_frames(entry.get("n_frames"), where))
+        out[name] = (_sequence(_json_array(entry["keyframes"], where), where), _n_frames(entry.get("n_frames"), where))
     return out
 
 

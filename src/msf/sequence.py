@@ -361,7 +361,7 @@ class Stream:
         return poses
 
     def _out(self, frames: np.ndarray) -> np.ndarray:
-        return frames.reshape(len(frames), -1) if self._flat else frames
+        return frames.reshape(len(frames), self._config.P) if self._flat else frames
 
     @property
     def pushed(self) -> int:

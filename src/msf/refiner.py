@@ -74,7 +74,10 @@ class Refiner:
         keyframes: poses at frames 0, K, ..., K*Q of each window, in the units and normalisation the model
         was trained with: (Q+1, P), (Q+1, J, D), (B, Q+1, P) or (B, Q+1, J, D), with P = J*D; any real
         dtype (computed in float32). Returns float32 of the same layout with Q+1 replaced by T = K*Q + 1.
-        Raises InputError for a wrong shape, a non-numeric dtype or non-finite values.
+        Raises InputError for a wrong shape, a non-numeric dtype or non-finite values, and when the forward
+        overflows float32 (finite keyframes far outside the model's units, or weights no training produces):
+        non-finite frames are never returned. Subnormal values count as zero (weights are flushed at load;
+        the C++ forward flushes activations too).
         """
         c = self.config
         array = real_array(keyframes, "keyframes")
@@ -104,6 +107,10 @@ class Refiner:
         official evaluation); overlapping windows are averaged.
         Returns float32 (n_frames, J, D) (or (n_frames, P), or (N, n_frames, ...)), in the input's units.
         The model's normalisation (root-relative 3D, image-normalised 2D) is applied and undone here.
+        Raises InputError naming the argument: n_frames not an integer >= 1 or not matching the keyframe
+        count (checked arithmetically, before anything of size n_frames is allocated), stride not an integer
+        in 1..Q, image_size not positive numbers within float32 range, no tracks, values beyond float32
+        range before or after normalisation, and frames that would not be finite (see refine).
         """
         return sequence.recover(self.config, self._backend.forward, self.pose, self._model.pose_shape,
                                 keyframes, n_frames, image_size=image_size, stride=stride)

@@ -8,7 +8,10 @@ keyframes start every `stride` grid points (stride*K frames; 1 as in the officia
 window aligned to the end of the grid when the regular ones do not reach it; each frame is the mean of
 the windows covering it. A grid shorter than one window is padded by repeating its last keyframe.
 
-Offline `recover` and the `Stream` share this code: recover pushes every detection, then finishes.
+Offline `recover` and the `Stream` share this code: recover pushes every detection, then finishes. So
+they share its checks too: detections are numbers within float32 range (NaN = missing), every window
+the model sees is finite in float32 after normalisation (Track._run_windows), the backend refuses a
+forward that overflows, and the frames given back are finite in the user's units (Track._emit).
 """
 from __future__ import annotations
 

@@ -465,6 +465,24 @@ def test_associate_api(mocap):
         det.associate([(0, [(a[0], None)]), (1, [(a[0][:5], None)])])
 
 
+def test_association_ignores_low_score_joints_far_off(mocap, tmp_path):
+    """MMPose/AlphaPose place every joint; a joint they are unsure of can be far off. Its low score keeps
+    it out of the person's box, so the person is not split into several tracks."""
+    T = 40
+    people = _crossing(mocap, T=T)
+    rng = np.random.default_rng(9)
+    noisy = {}
+    for pid, (fr, kp, sc) in people.items():
+        kp, sc = _guess(kp), sc.copy()
+        junk = rng.random(sc.shape) < 0.03
+        kp[junk] = rng.uniform(0, 1080, (junk.sum(), 2))
+        sc[junk] = rng.uniform(0.01, 0.1, junk.sum())
+        noisy[pid] = (fr, kp, sc)
+    d = det.read(_dump(tmp_path / "mm.json", _mmpose_frames(noisy, T)))
+    assert len(d.tracks) == 2
+    assert sorted(_match(t, noisy, 12, zero_missing=False, atol=1e-9) for t in d.tracks) == [3, 7]
+
+
 def test_mixed_ids_and_untracked(mocap, tmp_path):
     people = _crossing(mocap, T=20, gaps=False)
     frames = [_ultra_frame(people, f, track_ids=f >= 5) for f in range(20)]      # tracker confirms at frame 5
@@ -581,6 +599,9 @@ MALFORMED = [
     ("p.json", [[], {"a": 1}], "ultralytics", r"frame 1: expected a list of detections"),
     ("p.json", [{"frame": 0, "results": []}, {"frame": 0, "results": []}], None, r"entry 1: frame 0 again"),
     ("p.json", {"some": "thing"}, None, r"cannot tell which detector wrote this file"),
+    ("p.json", '[{"image_id": 0, "keypoints": [' + "9" * 5000 + ', 1, 1]}]', "coco", r"p\.json: not readable JSON"),
+    ("p.json", [{"keypoints": [[1, 2]] * 17}, {"keypoints": [[1, 2]] * 17, "keypoint_scores": 0.5}], "mmpose",
+     r"p\.json: instances\[1\]: keypoint_scores must be a list"),
     ("p.json", b"\xff\xfe\x00garbage", None, r"not UTF-8"),
 ]
 

@@ -290,6 +290,8 @@ def _load_json(path: Path, name: str):
         raise InputError(f"{name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise InputError(f"{name}: JSON nested too deeply") from None
+    except ValueError as e:                                # e.g. an integer of more than 4300 digits
+        raise InputError(f"{name}: not readable JSON: {e}") from None
 
 
 def _short(v) -> str:
@@ -681,9 +683,10 @@ def _read_openpose(path: Path, name: str, obj, layout) -> Detections:
 
 
 def _mmpose_instances(instances, name: str, pos0: str, frame: int) -> list:
+    """pos0: the frame's position ("instance_info[3] (frame_id 5)"), or "" for an image's bare list."""
     out = []
-    for k, inst in enumerate(_list(instances, f"{name}: {pos0}", "instances")):
-        pos = f"{pos0}: instances[{k}]"
+    for k, inst in enumerate(_list(instances, f"{name}: {pos0}" if pos0 else name, "instances")):
+        pos = f"{pos0}: instances[{k}]" if pos0 else f"instances[{k}]"
         where = f"{name}: {pos}"
         inst = _obj(inst, where, "each instance")
         rows = _list(_field(inst, "keypoints", where), where, "keypoints")
@@ -723,7 +726,8 @@ def _read_mmpose(obj, name: str, layout) -> Detections:
         label = "instance_info"
     entries = _list(obj, name, "an MMPose prediction file")
     if entries and not _is_frame_entry(entries[0]):       # an image's bare instance list: one frame
-        return _build(name, _mmpose_instances(entries, name, label, 0), "mmpose", layout, 1)
+        return _build(name, _mmpose_instances(entries, name, "instance_info" if label == "instance_info" else "", 0),
+                      "mmpose", layout, 1)
     people, frames = [], {}
     for i, e in enumerate(entries):
         where = f"{name}: {label}[{i}]"
@@ -899,8 +903,6 @@ def from_ultralytics(results: Iterable[Any], layout: str | None = None) -> Detec
                 raise InputError(f"{where}: no keypoints (the results of a detection model, not a pose model?)")
             continue
         xy = _to_numpy(kps.xy, f"{where}: keypoints.xy")
-        if xy.ndim == 2 and xy.shape[-1] == 2 and xy.shape[0] > 0:
-            xy = xy[None]
         if xy.size == 0:
             continue
         if xy.ndim != 3 or xy.shape[2] != 2:

@@ -9,7 +9,6 @@ zeroed below confidence 0.5 and rounding to 5 decimals).
 """
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +132,7 @@ def _write_openpose_folder(folder: Path, people, n_frames, person_ids=False, nd=
         (folder / f"clip_{f:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": plist}))
 
 
-def _mmpose_frames(people, n_frames, first=0, track_ids=False, nd=None):
+def _mmpose_frames(people, n_frames, first=0, track_ids=False):
     """MMPose prediction frames (inferencer: first=0; demo: first=1). MMPose predicts every joint: a missing
     joint here is a low-score guess near the true place, as a heatmap model gives."""
     out = []

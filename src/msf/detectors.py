@@ -23,8 +23,8 @@ Formats (what each tool writes, and what is accepted):
     OpenPose ``--write_json`` output: a folder with one ``<name>_<frame:012d>_keypoints.json`` per video
     frame (frame = the digits before ``_keypoints.json``), each ``{"version", "people": [{"person_id":
     [-1], "pose_keypoints_2d": [x, y, c, ...], ...}]}``; ``person_id`` other than -1 (OpenPose's
-    tracking) is a track id. A single such file is one frame (frame 0). ``pose_keypoints`` (OpenPose
-    1.0) is read as ``pose_keypoints_2d``. The writer writes a folder (``<folder name>_<frame>_keypoints
+    tracking) is a track id. A single such file is one frame (frame 0). ``pose_keypoints`` (the key of
+    early OpenPose JSON, version 0.1) is read as ``pose_keypoints_2d``. The writer writes a folder (``<folder name>_<frame>_keypoints
     .json`` for every frame, version 1.3 with the empty face/hand arrays) or, for a path ending in
     ``.json`` and a single frame 0, one file.
 ``mmpose``

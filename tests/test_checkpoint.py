@@ -7,6 +7,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -224,8 +226,9 @@ def op_tensor(key="0", numel=6, offset=0, size=(2, 3), stride=(3, 1), storage="F
     False, OrderedDict()[, metadata]) as torch.save pickles it."""
     pid = pid or op_tuple(op_str("storage"), op_global("torch", storage), op_str(key), op_str(location),
                           op_int(numel))
+    offset = op_int(offset) if isinstance(offset, int) else offset  # or opcodes
     return op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
-        pid + b"Q", op_int(offset), op_tuple(*map(op_int, size)), op_tuple(*map(op_int, stride)), b"\x89",
+        pid + b"Q", offset, op_tuple(*map(op_int, size)), op_tuple(*map(op_int, stride)), b"\x89",
         op_global("collections", "OrderedDict") + b")R", metadata) + b"R"
 
 
@@ -529,3 +532,160 @@ def test_mutated_pickles_never_escape(edits, cut):
     except CheckpointError:
         return
     assert all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in state.values())
+
+
+# --- issue 11: BUILD on created objects, deep nesting, huge integers, layouts against the real storage ---
+
+def op_long(i: int) -> bytes:
+    """Any integer: LONG4 when LONG1's 255 bytes are not enough."""
+    if -2**31 <= i < 2**31:
+        return op_int(i)
+    b = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True)
+    return (b"\x8a" + bytes([len(b)]) if len(b) < 256 else b"\x8b" + struct.pack("<i", len(b))) + b
+
+
+def op_storage_pid(key="0", numel=6, storage="FloatStorage") -> bytes:
+    return op_tuple(op_str("storage"), op_global("torch", storage), op_str(key), op_str("cpu"), op_int(numel))
+
+
+def in_subprocess(data: bytes, tmp_path) -> subprocess.CompletedProcess:
+    """read_checkpoint on `data` in a child process, so that a crash fails the test instead of ending the run."""
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(data)
+    code = ("import sys\nfrom msf.checkpoint import read_checkpoint, CheckpointError\ntry:\n"
+            f"    read_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print('refused:', e)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def build_after_persid(stride: int) -> bytes:
+    """The issue's attack: BUILD gives the storage record 2**40 elements after persistent_load checked its
+    6, then a (5, 3) view with a large stride would read past the 24-byte member."""
+    pid = op_storage_pid() + b"Q" + b"}" + op_str("numel") + op_long(2**40) + b"sb"
+    tensor = op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
+        pid, op_int(0), op_tuple(op_int(5), op_int(3)), op_tuple(op_long(stride), op_int(1)), b"\x89",
+        op_global("collections", "OrderedDict") + b")R") + b"R"
+    return archive(b"\x80\x02" + op_dict({"w": tensor}) + b".", {"0": SIX})
+
+
+def test_build_cannot_resize_a_storage_record():
+    """Before: stride 64 returned heap bytes as weights."""
+    with pytest.raises(CheckpointError, match=r"tries to set the state of storage\('0'"):
+        read_checkpoint(build_after_persid(64))
+
+
+def test_build_with_a_huge_stride_does_not_crash(tmp_path):
+    """Before: stride 2**30 read unmapped memory (SIGSEGV)."""
+    result = in_subprocess(build_after_persid(2**30), tmp_path)
+    assert result.returncode == 0 and "refused: the pickle tries to set the state of storage" in result.stdout, \
+        (result.returncode, result.stdout, result.stderr[-2000:])
+
+
+# Every kind of object the unpickler can make, each followed by BUILD with a dict state and with the
+# (state, slotstate) form. Only OrderedDict (state dropped) and numpy.dtype (a dtype state) accept BUILD.
+BUILD_TARGETS = {
+    "storage record": op_storage_pid() + b"Q",
+    "tensor": op_tensor(),
+    "parameter": op_global("torch._utils", "_rebuild_parameter") + op_tuple(op_tensor(), b"\x89", b"}") + b"R",
+    "rebuild function": op_global("torch._utils", "_rebuild_tensor_v2"),
+    "storage type": op_global("torch", "FloatStorage"),
+    "OrderedDict class": op_global("collections", "OrderedDict"),
+    "set function": op_global("builtins", "set"),
+    "dtype function": op_global("numpy", "dtype"),
+    "dict": b"}", "list": b"]", "tuple": b")", "string": op_str("x"), "int": op_int(3), "None": b"N",
+    "bytes": op_global("_codecs", "encode") + op_tuple(op_str("ab"), op_str("latin1")) + b"R",
+    "set": op_global("builtins", "set") + op_tuple(b"]") + b"R",
+    "frozenset": op_global("builtins", "frozenset") + op_tuple(b"]") + b"R",
+}
+
+
+@pytest.mark.parametrize("state", [b"}" + op_str("numel") + op_int(99) + b"s",
+                                   op_tuple(b"N", b"}" + op_str("numel") + op_int(99) + b"s")],
+                         ids=["dict state", "slot state"])
+@pytest.mark.parametrize("target", sorted(BUILD_TARGETS))
+def test_build_is_refused_on_every_object_the_pickle_makes(target, state):
+    pickled = b"\x80\x02" + BUILD_TARGETS[target] + state + b"b" + b"."
+    with pytest.raises(CheckpointError, match="tries to set the state|malformed pickle"):
+        read_checkpoint(archive(pickled, {"0": SIX}))
+    np.testing.assert_array_equal(read_checkpoint(state_archive())["w"].ravel(), np.arange(6))  # stand-ins intact
+
+
+def test_layout_is_checked_again_against_the_bytes_read():
+    """Defence in depth: a tensor record that claims more elements than its member holds never reaches
+    as_strided, whatever the record says."""
+    data = state_archive()
+    arch = checkpoint._Archive(io.BytesIO(data), len(data))
+    stype = checkpoint._ALLOWED[("torch", "FloatStorage")]
+    big = checkpoint._Storage("0", stype, 2**40)
+    tensor = checkpoint._Tensor(big, 0, (5, 3), (2**30, 1), None)
+    with pytest.raises(CheckpointError, match=r"reads element 4294967298 of storage '0', which has only 6"):
+        checkpoint._materialise(tensor, arch, "<", {})
+
+
+@pytest.mark.parametrize("opcodes", [
+    b"})" + b"\x85" * 300000 + op_str("x") + b"s",  # the issue's 300 KB file: a C stack overflow before
+    b"})" + b"\x85" * 20000 + op_str("x") + b"s",  # RecursionError before
+    b"}" + b"(" * 5000 + b"t" * 5000 + op_str("x") + b"s",  # nested MARK ... TUPLE
+    b"]" * 5000 + b"a" * 4999,  # nested lists
+    b"}" + b"".join(op_str("k") + b"}" for _ in range(4999)) + b"s" * 4999,  # nested dicts
+], ids=["300k TUPLE1", "20k TUPLE1", "MARK TUPLE", "lists", "dicts"])
+def test_deep_nesting_is_refused_in_the_prescan(opcodes, tmp_path):
+    result = in_subprocess(archive(b"\x80\x02" + opcodes + b".", {"0": SIX}), tmp_path)
+    assert result.returncode == 0 and "refused: the pickle nests containers 1001 deep" in result.stdout, \
+        (result.returncode, result.stdout, result.stderr[-2000:])
+
+
+def test_lists_deepened_through_the_memo_are_harmless():
+    """A list chain deepened in place through memo references (GET list i-1, append a new list i, POP) is
+    1200 deep although no tuple is: nothing recurses through lists unguarded (they cannot be hashed), and
+    messages about them are bounded."""
+    chain = b"]" + b"\x94"  # list 0, memoised
+    for i in range(1, 1200):
+        chain += op_get(i - 1) + b"]" + b"\x94" + b"a0"  # list i-1 gets list i (memoised), then is popped
+    deep = chain + b"0" + op_get(0)
+    with pytest.raises(CheckpointError, match=r"found list"):
+        read_checkpoint(archive(b"\x80\x04" + deep + b".", {"0": SIX}))
+    as_size = op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
+        op_storage_pid() + b"Q", op_int(0), deep, b")", b"\x89", b"}") + b"R"
+    with pytest.raises(CheckpointError, match=r"malformed layout: size \[\[\[\[\.\.\.\]\]\]\], stride \(\)"):
+        read_checkpoint(archive(b"\x80\x04" + op_dict({"w": as_size}) + b".", {"0": SIX}))
+    frozen = op_global("builtins", "frozenset") + op_tuple(deep) + b"R"  # hashing the items stops at a list
+    with pytest.raises(CheckpointError, match="unhashable type: 'list'"):
+        read_checkpoint(archive(b"\x80\x04" + frozen + b".", {"0": SIX}))
+
+
+def op_get(i: int) -> bytes:
+    return b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
+
+
+def test_nesting_up_to_the_cap_is_read():
+    at_cap = b"})" + b"\x85" * (checkpoint.MAX_DEPTH - 2) + op_str("x") + b"s"  # dict of a key 999 deep
+    with pytest.raises(CheckpointError, match=r"no 'state_dict' entry .*top-level keys: \(\(\(\(\.\.\.\),\),\),\)\)"):
+        read_checkpoint(archive(b"\x80\x02" + at_cap + b".", {"0": SIX}))
+    over = b"})" + b"\x85" * (checkpoint.MAX_DEPTH - 1) + op_str("x") + b"s"
+    with pytest.raises(CheckpointError, match="nests containers 1001 deep"):
+        read_checkpoint(archive(b"\x80\x02" + over + b".", {"0": SIX}))
+
+
+HUGE = 7 ** 20000  # 16900 digits: str() refuses it (ValueError) beyond 4300
+
+
+@pytest.mark.parametrize("pickled, message", [
+    (op_dict({"state_dict": b"}" + op_long(HUGE) + op_tensor() + b"s"}),
+     r"non-string key <a 56148-bit integer>"),
+    (b"}" + op_long(HUGE) + op_int(1) + b"s", r"top-level keys: <a 56148-bit integer>"),
+    (op_dict({"w": op_tensor(offset=op_long(HUGE), size=(1,), stride=(1,))}),
+     r"at offset <a 56148-bit integer> spans more than"),
+    (op_dict({"w": op_tensor(pid=op_tuple(op_str("storage"), op_global("torch", "FloatStorage"), op_str("0"),
+                                          op_str("cpu"), op_long(HUGE)))}),
+     r"declares <a 56148-bit integer> elements of torch.FloatStorage, over the"),
+    (op_dict({"w": op_tensor(size=(1,) * 65, stride=(1,) * 65)}), "65 dims, over the cap of 64"),
+])
+def test_huge_integers_and_dims_are_checkpoint_errors(pickled, message):
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(archive(b"\x80\x02" + pickled + b".", {"0": SIX}))
+
+
+def test_huge_integer_fields_are_dropped_not_fatal():
+    pickled = b"\x80\x02" + op_dict({"epoch": op_long(HUGE), "best": op_int(4),
+                                     "state_dict": op_dict({"w": op_tensor()})}) + b"."
+    assert load_checkpoint(archive(pickled, {"0": SIX})).fields == {"best": 4}

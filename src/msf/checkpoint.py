@@ -9,9 +9,14 @@ Tensors appear in the pickle as calls of torch._utils._rebuild_tensor_v2 on pers
 Nothing from the file is imported or executed. The pickle is read by an Unpickler whose find_class
 returns this module's inert stand-ins for an explicit allowlist of globals (the ones a state dict, an
 optimizer state and simple trainer metadata need) and refuses every other global before it could be
-called. Storages are read into NumPy only for the tensors of the state dict, after checking that
-every member is stored (not compressed), that the declared sizes fit the file and the caps, and that
-every tensor's offset, sizes and strides stay inside its storage.
+called. Every object the pickle can create refuses BUILD (it cannot set attributes on a storage
+record after its size was checked, nor on the shared stand-ins) except the two types torch.save builds
+(OrderedDict, whose state is dropped, and numpy.dtype). Before unpickling, a pre-scan walks the opcodes
+and caps lengths, memo indices and the nesting of containers (MAX_DEPTH), since hashing a deeply nested
+tuple recurses on the C stack. Storages are read into NumPy only for the tensors of the state dict, after
+checking that every member is stored (not compressed), that the declared sizes fit the file and the
+caps, and that every tensor's offset, sizes and strides stay inside its storage, checked again against
+the bytes actually read.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import os
 import pickle
 import pickletools
 import re
+import reprlib
 import zipfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -31,6 +37,8 @@ from .errors import WeightsError
 MAX_TOTAL_BYTES = 2 << 30  # all members together, and all state-dict tensors together
 MAX_PICKLE_BYTES = 16 << 20  # data.pkl of a real checkpoint: ~100 bytes per tensor
 MAX_MEMBERS = 1 << 16
+MAX_DEPTH = 1000  # nesting of containers in the pickle; a state dict needs 6 or so
+MAX_DIMS = 64  # dims of a tensor (NumPy's limit)
 
 ZIP_MAGIC = b"PK\x03\x04"
 # torch.save before 1.6: pickle protocol 2 of the long 0x1950a86a20f9469cfc6c, then more pickles
@@ -38,6 +46,24 @@ LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "litt
 LEGACY_MESSAGE = ("legacy (pre-1.6) torch.save format: re-save it with torch>=1.6, or convert it with "
                   "tools/convert_weights.py where torch is installed")
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr for messages about objects from the pickle: bounded in depth and length whatever they hold
+    (plain repr recurses without limit and refuses ints over 4300 digits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 3, 60, 60
+
+    def repr_int(self, x, level):
+        return repr(x) if x.bit_length() <= 128 else f"<a {x.bit_length()}-bit integer>"
+
+    def repr_bytes(self, x, level):
+        return repr(x) if len(x) <= self.maxstring else repr(x[:self.maxstring]) + f"...({len(x)} bytes)"
+
+
+_show = _ShortRepr().repr
 
 
 class CheckpointError(WeightsError):
@@ -84,13 +110,17 @@ class _StorageType(_Inert):
         return f"torch.{self.name}"
 
 
-@dataclass(frozen=True, eq=False)
-class _Storage:
-    """A storage member, not yet read: `numel` elements of `type`."""
+class _Storage(_Inert):
+    """A storage member, not yet read: `numel` elements of `type`. Slotted and BUILD-proof: its size is
+    checked against the archive once, when persistent_load creates it, and must not change after."""
 
-    key: str
-    type: _StorageType
-    numel: int
+    __slots__ = ("key", "type", "numel")
+
+    def __init__(self, key: str, stype: _StorageType, numel: int):
+        self.key, self.type, self.numel = key, stype, numel
+
+    def __repr__(self):
+        return f"storage({self.key!r}, {self.type}, {self.numel})"
 
 
 class _Tensor(_Inert):
@@ -102,29 +132,14 @@ class _Tensor(_Inert):
     def __init__(self, storage, offset, size, stride, metadata):
         if not isinstance(storage, _Storage):
             raise CheckpointError(f"a tensor is rebuilt from {type(storage).__name__}, not from a storage record")
-        if not (_is_index(offset) and isinstance(size, tuple) and isinstance(stride, tuple)
-                and len(size) == len(stride) and all(map(_is_index, size + stride))):
-            raise CheckpointError(f"a tensor has a malformed layout: offset {offset!r}, size {size!r}, "
-                                  f"stride {stride!r} (expected non-negative integers, one stride per dim)")
-        numel, extent = 1, 1
-        for s in size:
-            numel, extent = numel * s, extent * max(s, 1)
-        if extent > MAX_TOTAL_BYTES or any(st > MAX_TOTAL_BYTES for st in stride):
-            raise CheckpointError(f"a tensor of size {list(size)}, stride {list(stride)} spans more than "
-                                  f"{MAX_TOTAL_BYTES} elements: no checkpoint msf reads is that large")
-        if numel:  # the last element it reads must lie inside the storage
-            last = offset + sum((n - 1) * st for n, st in zip(size, stride))
-            if last >= storage.numel:
-                raise CheckpointError(f"a tensor of size {list(size)}, stride {list(stride)} at offset {offset} "
-                                      f"reads element {last} of storage {storage.key!r}, which has only "
-                                      f"{storage.numel}")
-        elif offset > storage.numel:
-            raise CheckpointError(f"an empty tensor starts at offset {offset}, past storage {storage.key!r} "
-                                  f"({storage.numel} elements)")
+        if not (isinstance(size, tuple) and isinstance(stride, tuple)):
+            raise CheckpointError(f"a tensor has a malformed layout: size {_show(size)}, stride {_show(stride)} "
+                                  f"(expected tuples of non-negative integers)")
+        _check_layout(offset, size, stride, storage.numel, storage.key)
         # torch.save records the conjugate and negative view bits here; a real tensor can only be negated
         if metadata is not None and not (isinstance(metadata, dict) and set(metadata) <= {"neg", "conj"}
                                          and not metadata.get("conj")):
-            raise CheckpointError(f"unsupported tensor metadata {metadata!r:.100} (msf reads the 'neg' bit only)")
+            raise CheckpointError(f"unsupported tensor metadata {_show(metadata)} (msf reads the 'neg' bit only)")
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
         self.negated = bool(metadata and metadata.get("neg"))
 
@@ -141,6 +156,33 @@ class _Tensor(_Inert):
 
 def _is_index(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_layout(offset, size: tuple, stride: tuple, numel: int, key: str) -> None:
+    """Element idx of the view is storage[offset + idx . stride]: every element it reads must lie in the
+    storage's `numel` elements. Values are capped before any arithmetic, so the strides and extents NumPy
+    is given fit its 64-bit integers."""
+    if not (_is_index(offset) and len(size) == len(stride) and all(map(_is_index, size + stride))):
+        raise CheckpointError(f"a tensor has a malformed layout: offset {_show(offset)}, size {_show(size)}, "
+                              f"stride {_show(stride)} (expected non-negative integers, one stride per dim)")
+    if len(size) > MAX_DIMS:
+        raise CheckpointError(f"a tensor has {len(size)} dims, over the cap of {MAX_DIMS}")
+    extent = 1
+    for s in size:
+        extent *= max(s, 1)
+        if extent > MAX_TOTAL_BYTES:
+            break
+    if extent > MAX_TOTAL_BYTES or offset > MAX_TOTAL_BYTES or any(st > MAX_TOTAL_BYTES for st in stride):
+        raise CheckpointError(f"a tensor of size {_show(size)}, stride {_show(stride)} at offset {_show(offset)} "
+                              f"spans more than {MAX_TOTAL_BYTES} elements: no checkpoint msf reads is that large")
+    if 0 not in size:  # the last element it reads must lie inside the storage
+        last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+        if last >= numel:
+            raise CheckpointError(f"a tensor of size {list(size)}, stride {list(stride)} at offset {offset} "
+                                  f"reads element {last} of storage {key!r}, which has only {numel}")
+    elif offset > numel:
+        raise CheckpointError(f"an empty tensor starts at offset {offset}, past storage {key!r} "
+                              f"({numel} elements)")
 
 
 class _Function(_Inert):
@@ -176,12 +218,12 @@ class _ScalarDType(_Inert):
 
     def __init__(self, code, align=False, copy=True):
         if code not in _SCALAR_DTYPES:
-            raise CheckpointError(f"the pickle builds numpy.dtype({code!r}); only numeric scalars are allowed")
+            raise CheckpointError(f"the pickle builds numpy.dtype({_show(code)}); only numeric scalars are allowed")
         self.code, self.order = code, "<"
 
     def __setstate__(self, state):
         if not (isinstance(state, tuple) and len(state) == 8 and state[1] in ("<", ">", "|", "=")):
-            raise CheckpointError(f"malformed numpy dtype state {state!r}")
+            raise CheckpointError(f"malformed numpy dtype state {_show(state)}")
         self.order = "<" if state[1] in "|=" else state[1]
 
 
@@ -207,7 +249,7 @@ def _numpy_scalar(dtype, data):
 def _latin1(text, encoding):
     # protocol 2 has no bytes opcode: bytes are pickled as _codecs.encode(str, "latin1")
     if not isinstance(text, str) or encoding != "latin1":
-        raise CheckpointError(f"the pickle calls _codecs.encode with {encoding!r}; only bytes as latin1 are "
+        raise CheckpointError(f"the pickle calls _codecs.encode with {_show(encoding)}; only bytes as latin1 are "
                               f"allowed")
     return text.encode("latin1")
 
@@ -256,11 +298,14 @@ class _Unpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise CheckpointError(f"unsupported persistent id {pid!r:.100}: expected a storage record")
+            raise CheckpointError(f"unsupported persistent id {_show(pid)}: expected a storage record")
         _, stype, key, _location, numel = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or not _is_index(numel) \
                 or not _STORAGE_KEY.fullmatch(key):
-            raise CheckpointError(f"malformed storage record {pid!r:.100}")
+            raise CheckpointError(f"malformed storage record {_show(pid)}")
+        if numel * stype.itemsize > MAX_TOTAL_BYTES:
+            raise CheckpointError(f"storage {key!r} declares {_show(numel)} elements of {stype}, over the "
+                                  f"{MAX_TOTAL_BYTES}-byte cap")
         known = self._storages.get(key)
         if known is not None:
             if (known.type, known.numel) != (stype, numel):
@@ -274,17 +319,90 @@ class _Unpickler(pickle.Unpickler):
         return storage
 
 
+# Opcodes that make a container of what they take from the stack, and those that add to one in place.
+_BUILDS = {"EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "LIST", "EMPTY_DICT", "DICT",
+           "EMPTY_SET", "FROZENSET"}
+_MUTATES = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
+_MARK = object()
+
+
 def _prescan(data: bytes) -> None:
     """Walks the opcodes without executing them. The C unpickler sizes its memo by the largest index a
     PUT names and allocates counted strings before reading them, so a few forged bytes could demand
     gigabytes. Here every length is checked against the data, and memo indices against the number of
-    opcodes before them (picklers number memo entries 0, 1, 2, ...)."""
+    opcodes before them (picklers number memo entries 0, 1, 2, ...).
+
+    It also tracks the stack, one nesting depth per object (a one-item list shared by every reference to
+    it, the memo's included), and refuses containers nested deeper than MAX_DEPTH: hashing a tuple of
+    tuples recurses on the C stack with no guard (300 KB of TUPLE1 opcodes overflow it). The depth of a
+    tuple or frozenset is exact, since they are immutable and made of what the stack holds then. A list or
+    dict deepened in place after it was put in another container does not re-count that container: no
+    harm, as nothing recurses through mutable containers unguarded (they cannot be hashed, repr and
+    comparison raise RecursionError, deallocation is iterative, and messages use _show). A call's result
+    counts as deep as its
+    arguments (an upper bound for the allowlisted functions)."""
+    stack: list = []
+    memo: dict = {}
+
+    def pop():
+        if not stack or stack[-1] is _MARK:
+            raise CheckpointError(f"malformed pickle: opcode {count} ({opcode.name}) finds the stack empty")
+        return stack.pop()
+
+    def pop_to_mark():
+        items = []
+        while stack and stack[-1] is not _MARK:
+            items.append(stack.pop())
+        if not stack:
+            raise CheckpointError(f"malformed pickle: opcode {count} ({opcode.name}) has no MARK before it")
+        stack.pop()
+        return items
+
+    def depth(cells, extra=0):
+        d = max((c[0] for c in cells), default=0) + extra
+        if d > MAX_DEPTH:
+            raise CheckpointError(f"the pickle nests containers {d} deep at opcode {count} ({opcode.name}), over "
+                                  f"the cap of {MAX_DEPTH}: a state dict nests a few levels (forged or corrupted)")
+        return d
+
     try:
         for count, (opcode, arg, _) in enumerate(pickletools.genops(data)):
-            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (isinstance(arg, int)
-                                                                        and 0 <= arg <= count):
-                raise CheckpointError(f"the pickle's opcode {count} stores memo entry {arg!r}: forged or "
-                                      f"corrupted")
+            name = opcode.name
+            if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else arg
+                if not (isinstance(index, int) and 0 <= index <= count):
+                    raise CheckpointError(f"the pickle's opcode {count} stores memo entry {_show(index)}: forged or "
+                                          f"corrupted")
+                memo[index] = stack[-1] if stack and stack[-1] is not _MARK else pop()
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                if arg not in memo:
+                    raise CheckpointError(f"malformed pickle: opcode {count} reads memo entry {_show(arg)}, "
+                                          f"which was never stored")
+                stack.append(memo[arg])
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name == "POP":  # pops a MARK when one is on top, as the unpickler does
+                if stack and stack[-1] is _MARK:
+                    stack.pop()
+                else:
+                    pop()
+            elif name == "DUP":
+                stack.append(stack[-1] if stack and stack[-1] is not _MARK else pop())
+            elif name == "STOP":
+                break
+            else:
+                before = opcode.stack_before
+                if pickletools.markobject in before:
+                    taken = pop_to_mark()
+                    taken += [pop() for _ in range(before.index(pickletools.markobject))]
+                else:
+                    taken = [pop() for _ in before]
+                if name in _MUTATES:  # the container is the deepest of what was taken
+                    container = taken[-1]
+                    container[0] = max(container[0], depth(taken[:-1], 1))
+                    stack.append(container)
+                elif opcode.stack_after:
+                    stack.append([depth(taken, 1 if name in _BUILDS else 0)])
     except CheckpointError:
         raise
     except (ValueError, TypeError, OverflowError, UnicodeError) as e:
@@ -377,6 +495,8 @@ def _materialise(tensor: _Tensor, archive: _Archive, order: str, cache: dict) ->
             flat = flat.astype(flat.dtype.newbyteorder("="), copy=False)
         cache[storage.key] = flat
     flat = cache[storage.key]
+    # again, against the elements actually read: as_strided trusts its arguments
+    _check_layout(tensor.offset, tensor.size, tensor.stride, len(flat), storage.key)
     view = np.lib.stride_tricks.as_strided(flat[tensor.offset:], shape=tensor.size,
                                            strides=[s * flat.itemsize for s in tensor.stride], writeable=False)
     return np.negative(view, order="C") if tensor.negated else np.array(view, order="C")
@@ -390,7 +510,7 @@ def _state_dict(obj, is_tensor=lambda v: isinstance(v, _Tensor),
         obj, where = obj["state_dict"], "the checkpoint's 'state_dict'"
     elif isinstance(obj, dict) and obj and not all(map(is_tensor, obj.values())):
         raise CheckpointError(f"the checkpoint has no 'state_dict' entry and is not a state dict itself "
-                              f"(top-level keys: {', '.join(sorted(map(str, obj))[:20])})")
+                              f"(top-level keys: {', '.join(sorted(map(_key_text, obj))[:20])})")
     else:
         where = "the saved object"
     if not isinstance(obj, dict) or not obj:
@@ -399,9 +519,9 @@ def _state_dict(obj, is_tensor=lambda v: isinstance(v, _Tensor),
     state = {}
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise CheckpointError(f"{where} has a non-string key {key!r:.60}")
+            raise CheckpointError(f"{where} has a non-string key {_show(key)}")
         if not is_tensor(value):
-            raise CheckpointError(f"{where}[{key!r}] is a {type(value).__name__}, not a tensor")
+            raise CheckpointError(f"{where}[{_show(key)}] is a {type(value).__name__}, not a tensor")
         name = key[len("module."):] if key.startswith("module.") else key  # nn.DataParallel's prefix
         if name in state:
             raise CheckpointError(f"{where} has both {name!r} and 'module.{name}'")
@@ -413,11 +533,20 @@ def _state_dict(obj, is_tensor=lambda v: isinstance(v, _Tensor),
     return state
 
 
+def _key_text(key) -> str:
+    return key if isinstance(key, str) and len(key) <= 60 else _show(key)
+
+
+def _short_scalar(v) -> bool:
+    if isinstance(v, int):  # before str(): ints over 4300 digits refuse conversion
+        return v.bit_length() <= 600
+    return isinstance(v, (float, str)) and len(str(v)) <= 200
+
+
 def _fields(obj) -> dict:
     if not (isinstance(obj, dict) and "state_dict" in obj):
         return {}
-    return {k: v for k, v in obj.items()
-            if isinstance(k, str) and isinstance(v, (int, float, str, bool)) and len(str(v)) <= 200}
+    return {k: v for k, v in obj.items() if isinstance(k, str) and _short_scalar(v)}
 
 
 @dataclass(frozen=True)

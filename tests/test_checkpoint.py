@@ -6,6 +6,7 @@ malformed archives, written here by hand (no torch needed), must raise Checkpoin
 import io
 import os
 import pickle
+import pickletools
 import struct
 import subprocess
 import sys
@@ -209,7 +210,7 @@ def op_int(i: int) -> bytes:
     if -2**31 <= i < 2**31:
         return b"J" + struct.pack("<i", i)
     b = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True)
-    return b"\x8a" + bytes([len(b)]) + b  # LONG1
+    return (b"\x8a" + bytes([len(b)]) if len(b) < 256 else b"\x8b" + struct.pack("<i", len(b))) + b  # LONG1/4
 
 
 def op_tuple(*items: bytes) -> bytes:
@@ -536,14 +537,6 @@ def test_mutated_pickles_never_escape(edits, cut):
 
 # --- issue 11: BUILD on created objects, deep nesting, huge integers, layouts against the real storage ---
 
-def op_long(i: int) -> bytes:
-    """Any integer: LONG4 when LONG1's 255 bytes are not enough."""
-    if -2**31 <= i < 2**31:
-        return op_int(i)
-    b = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True)
-    return (b"\x8a" + bytes([len(b)]) if len(b) < 256 else b"\x8b" + struct.pack("<i", len(b))) + b
-
-
 def op_storage_pid(key="0", numel=6, storage="FloatStorage") -> bytes:
     return op_tuple(op_str("storage"), op_global("torch", storage), op_str(key), op_str("cpu"), op_int(numel))
 
@@ -560,9 +553,9 @@ def in_subprocess(data: bytes, tmp_path) -> subprocess.CompletedProcess:
 def build_after_persid(stride: int) -> bytes:
     """The issue's attack: BUILD gives the storage record 2**40 elements after persistent_load checked its
     6, then a (5, 3) view with a large stride would read past the 24-byte member."""
-    pid = op_storage_pid() + b"Q" + b"}" + op_str("numel") + op_long(2**40) + b"sb"
+    pid = op_storage_pid() + b"Q" + b"}" + op_str("numel") + op_int(2**40) + b"sb"
     tensor = op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
-        pid, op_int(0), op_tuple(op_int(5), op_int(3)), op_tuple(op_long(stride), op_int(1)), b"\x89",
+        pid, op_int(0), op_tuple(op_int(5), op_int(3)), op_tuple(op_int(stride), op_int(1)), b"\x89",
         op_global("collections", "OrderedDict") + b")R") + b"R"
     return archive(b"\x80\x02" + op_dict({"w": tensor}) + b".", {"0": SIX})
 
@@ -670,13 +663,13 @@ HUGE = 7 ** 20000  # 16900 digits: str() refuses it (ValueError) beyond 4300
 
 
 @pytest.mark.parametrize("pickled, message", [
-    (op_dict({"state_dict": b"}" + op_long(HUGE) + op_tensor() + b"s"}),
+    (op_dict({"state_dict": b"}" + op_int(HUGE) + op_tensor() + b"s"}),
      r"non-string key <a 56148-bit integer>"),
-    (b"}" + op_long(HUGE) + op_int(1) + b"s", r"top-level keys: <a 56148-bit integer>"),
-    (op_dict({"w": op_tensor(offset=op_long(HUGE), size=(1,), stride=(1,))}),
+    (b"}" + op_int(HUGE) + op_int(1) + b"s", r"top-level keys: <a 56148-bit integer>"),
+    (op_dict({"w": op_tensor(offset=op_int(HUGE), size=(1,), stride=(1,))}),
      r"at offset <a 56148-bit integer> spans more than"),
     (op_dict({"w": op_tensor(pid=op_tuple(op_str("storage"), op_global("torch", "FloatStorage"), op_str("0"),
-                                          op_str("cpu"), op_long(HUGE)))}),
+                                          op_str("cpu"), op_int(HUGE)))}),
      r"declares <a 56148-bit integer> elements of torch.FloatStorage, over the"),
     (op_dict({"w": op_tensor(size=(1,) * 65, stride=(1,) * 65)}), "65 dims, over the cap of 64"),
 ])
@@ -686,6 +679,90 @@ def test_huge_integers_and_dims_are_checkpoint_errors(pickled, message):
 
 
 def test_huge_integer_fields_are_dropped_not_fatal():
-    pickled = b"\x80\x02" + op_dict({"epoch": op_long(HUGE), "best": op_int(4),
+    pickled = b"\x80\x02" + op_dict({"epoch": op_int(HUGE), "best": op_int(4),
                                      "state_dict": op_dict({"w": op_tensor()})}) + b"."
     assert load_checkpoint(archive(pickled, {"0": SIX})).fields == {"best": 4}
+
+
+# --- fuzzing the reader with the opcodes of the issue-11 attacks ----------------------------------------
+# MSF_FUZZ_EXAMPLES raises the example count for a long run, e.g. (one core, ~10 minutes):
+#   MSF_FUZZ_EXAMPLES=150000 taskset -c 1 python -m pytest -q tests/test_checkpoint.py -k fuzz -s
+
+FUZZ_EXAMPLES = int(os.environ.get("MSF_FUZZ_EXAMPLES", "300"))
+BIG = [2**30, 2**31, 2**31 + 1, 2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64, 2**70, HUGE, -1, -2**63]
+layout_int = st.one_of(st.integers(0, 8), st.integers(0, 100), st.sampled_from(BIG))
+ATTRS = ["numel", "key", "type", "size", "stride", "offset", "storage", "negated", "fn", "dtype", "__dict__",
+         "__class__", "_metadata"]
+DEPTHS = [1, 2, 3, 500, 997, 998, 999, 1000, 1001, 1002, 5000, 100000]
+STACK_OPS = [b"0", b"1", b"2", b"(", b"t", b"s", b"u", b"a", b"e", b"R", b"Q", b"b", b"\x94", b"\x85", b"\x86",
+             b"\x87", b"\x90", b"\x91", b"N", b"}", b"]", b")", b"\x81", b"\x8f", b"h\x00", b"h\x05", b"j\xff\xff\xff\x7f"]
+
+
+@st.composite
+def gadgets(draw) -> bytes:
+    """A few opcodes from the attacks: BUILD with dict or slot state, nesting runs, stack and memo
+    opcodes, huge integers, allowlisted globals, raw bytes."""
+    kind = draw(st.sampled_from(["build", "nest", "stack", "value", "bytes"]))
+    if kind == "build":
+        state = b"}" + op_str(draw(st.sampled_from(ATTRS))) + draw(st.sampled_from(
+            [op_int(v) for v in BIG] + [op_int(6), b"N", b")", op_tuple(op_int(5), op_int(3)),
+                                        op_global("torch", "DoubleStorage")])) + b"s"
+        return (op_tuple(b"N", state) if draw(st.booleans()) else state) + b"b"
+    if kind == "nest":
+        n = draw(st.sampled_from(DEPTHS) | st.integers(0, 1200))
+        run = draw(st.sampled_from([b")" + b"\x85" * n, b"(" * n + b"t" * n, b"]" * n + b"a" * max(n - 1, 0),
+                                    b"(" * n + b"\x91" + b"\x85" * n, b"}" + (op_str("k") + b"}") * n + b"s" * n]))
+        # as it is, as a dict key (a pair inside SETITEMS, or SETITEM), or dropped
+        return run + draw(st.sampled_from([b"", b"0", op_str("x"), op_str("x") + b"s"]))
+    if kind == "stack":
+        return b"".join(draw(st.lists(st.sampled_from(STACK_OPS), min_size=1, max_size=6)))
+    if kind == "value":
+        return draw(st.sampled_from([op_int(v) for v in BIG] + [
+            op_global("torch", "FloatStorage"), op_global("torch._utils", "_rebuild_tensor_v2"),
+            op_global("collections", "OrderedDict"), op_global("builtins", "frozenset"), op_storage_pid() + b"Q",
+            op_storage_pid(numel=2**40) + b"Q", op_tensor()]))
+    return draw(st.binary(min_size=1, max_size=4))
+
+
+@st.composite
+def fuzzed_checkpoints(draw) -> tuple[bytes, dict]:
+    """(archive, {name: (offset, size, stride)} as drawn): a trainer checkpoint of two tensors of drawn
+    layouts over one 6-float storage, with gadgets inserted between any two of its opcodes."""
+    layouts = {}
+    for name in ("w", "v"):
+        n = draw(st.sampled_from([0, 1, 2, 3, 65]))
+        size = tuple(draw(st.lists(layout_int, min_size=n, max_size=n)))
+        stride = tuple(draw(st.lists(layout_int, min_size=n, max_size=n + draw(st.sampled_from([0, 0, 0, 1])))))
+        layouts[name] = (draw(layout_int), size, stride)
+    pickled = b"\x80\x02" + op_dict({"epoch": op_int(3), "state_dict": op_dict({
+        name: op_tensor(offset=o, size=sz, stride=sd, numel=draw(st.sampled_from([6, 6, 6, 0, 7, 2**40])))
+        for name, (o, sz, sd) in layouts.items()})}) + b"."
+    cuts = [pos for _, _, pos in pickletools.genops(pickled)][1:]  # after PROTO, up to STOP
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.sampled_from(cuts))
+        gadget = draw(gadgets())
+        pickled = pickled[:at] + gadget + pickled[at:]
+        cuts = [c if c <= at else c + len(gadget) for c in cuts]
+    return archive(pickled, {"0": SIX}), layouts
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=fuzzed_checkpoints())
+def test_fuzz_build_nesting_and_layouts(case):
+    """Any mix of BUILD, nesting, stack opcodes and layouts either reads or raises CheckpointError; never
+    another exception or a crash. What it reads holds only values the storage holds (0..5: no stray heap
+    bytes), and a tensor named as drawn is exactly the drawn view of the storage."""
+    data, layouts = case
+    try:
+        state = read_checkpoint(data)
+    except CheckpointError:
+        return
+    storage = np.arange(6, dtype=np.float32)
+    for name, array in state.items():
+        assert array.dtype == np.float32 and set(np.abs(array).ravel().tolist()) <= set(range(6)), (name, array)
+        if name in layouts and array.shape == layouts[name][1]:
+            offset, size, stride = layouts[name]
+            index = [offset + sum(i * s for i, s in zip(idx, stride)) for idx in np.ndindex(*size)]
+            assert max(index, default=0) < 6 and np.array_equal(np.abs(array).ravel(), storage[index]), name

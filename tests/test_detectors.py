@@ -773,3 +773,100 @@ def test_random_bytes_never_crash(tmp_path, data):
     p = tmp_path / "bytes.json"
     p.write_bytes(data)
     _survives(p, None)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# msf recover on detector files: reader -> recover -> writer
+
+
+def _cli_model():
+    """The shipped 2D model for COCO keypoints where this checkout has it, else the H36M one (then the
+    keypoints are converted coco17 -> h36m17 on the way in)."""
+    import msf
+    return "coco17-2d" if "coco17-2d" in msf.models() else "h36m17-2d"
+
+
+def _expected_recovery(refiner, d: Detections, track: PersonTrack, K: int, min_score: float):
+    """What `msf recover` must give for one read track: the model on its keyframe-grid detections in the
+    model's layout, low scores dropped, from its first to its last grid detection."""
+    n = d.frame_count()
+    grid = np.append(np.arange(0, n, K), n - 1) if (n - 1) % K else np.arange(0, n, K)
+    target = refiner.pose["skeleton"]
+    kp, sc = track.keypoints, track.scores
+    if d.layout != target:
+        kp, sc = layouts.convert(kp, d.layout, target, sc)
+    on = np.isin(track.frames, grid)
+    frames = track.frames[on]
+    span = grid[(grid >= frames[0]) & (grid <= frames[-1])]
+    poses = np.full((len(span),) + kp.shape[1:], np.nan)
+    poses[np.searchsorted(span, frames)] = np.where((sc[on] < min_score)[..., None], np.nan, kp[on])
+    return span[0], refiner.recover(poses, int(span[-1] - span[0] + 1), image_size=(W, H))
+
+
+@pytest.mark.parametrize("name", ["coco", "coco_idx", "openpose", "mmpose", "ultralytics"])
+def test_cli_recover_detector_files(mocap, tmp_path, name, capsys):
+    """Every format through `msf recover`: the output is in the input's format, one track per person, every
+    frame of its span, equal to Refiner.recover on that person's keyframes (low scores missing)."""
+    import msf
+    from msf.cli import main
+    src = _fixture_files(mocap, tmp_path)[name]
+    d = det.read(src)
+    model = _cli_model()
+    out = tmp_path / ("out" if d.format == "openpose" else "out.json")
+    assert main(["recover", str(src), "-o", str(out), "--model", model, "--image-size", str(W), str(H)]) == 0
+    err = capsys.readouterr().err
+    assert "between keyframes and were not used" in err                 # the fixtures detect every frame
+    refiner = msf.Refiner.load(model)
+    back = det.read(out, layout=refiner.pose["skeleton"])      # 17 joints read as coco17 unless told
+    assert back.format == d.format and back.layout == refiner.pose["skeleton"] and len(back.tracks) == len(d.tracks)
+    for got, track in zip(back.tracks, d.tracks):
+        first, want = _expected_recovery(refiner, d, track, refiner.config.K, 0.3)
+        assert got.track_id == track.track_id and got.frames[0] == first and len(got.frames) == len(want)
+        worst = np.abs(got.keypoints - want).max()
+        assert worst <= 1e-6 * max(W, H), (track.track_id, worst)           # written with repr: exact floats
+        assert np.all((got.scores >= 0) & (got.scores <= 1)), got.scores
+
+
+def test_cli_recover_keyframes_only_and_scores(mocap, tmp_path, capsys):
+    """A detector run on keyframes only (frames 0, 10, ..., 40): no warning, and a joint scored under
+    --min-score counts as missing (the same frames as with that joint absent)."""
+    from msf.cli import main
+    people = _one(mocap, T=41, missing=0.0)
+    frames, kp, sc = people[0]
+    keep = np.arange(0, 41, 10)
+    sc = sc.copy()
+    sc[keep] = np.maximum(sc[keep], 0.5)
+    low = sc.copy()
+    low[keep[2], 5] = 0.1
+    gone = kp.copy()
+    gone[keep[2], 5] = np.nan
+    results = {}
+    for label, (k, s) in {"low": (kp, low), "gone": (gone, sc)}.items():
+        src = _dump(tmp_path / f"{label}.json", _coco_entries({0: (keep, k[keep], s[keep])}, image_id=lambda f: f))
+        out = tmp_path / f"{label}-out.json"
+        assert main(["recover", str(src), "-o", str(out), "--model", _cli_model(), "--image-size", str(W), str(H),
+                     "--n-frames", "41"]) == 0
+        assert "warning" not in capsys.readouterr().err
+        results[label] = det.read(out).tracks[0]
+    assert np.array_equal(results["low"].keypoints, results["gone"].keypoints)
+    assert results["low"].frames.tolist() == list(range(41))
+
+
+def test_cli_recover_detections_off_the_grid(mocap, tmp_path, capsys):
+    """Detections on frames 1, 11, 21, ... are not on any keyframe: a clear error, not a guess."""
+    from msf.cli import main
+    frames, kp, sc = _one(mocap, T=41, missing=0.0)[0]
+    keep = np.arange(1, 41, 10)
+    src = _dump(tmp_path / "shifted.json", _coco_entries({0: (keep, kp[keep], sc[keep])}, image_id=lambda f: f))
+    assert main(["recover", str(src), "-o", str(tmp_path / "o.json"), "--model", _cli_model(),
+                 "--image-size", str(W), str(H)]) == 1
+    err = capsys.readouterr().err
+    assert "no detection is on a keyframe" in err and "1, 11, 21" in err, err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_recover_detector_file_needs_a_2d_model(mocap, tmp_path, capsys):
+    from msf.cli import main
+    src = _fixture_files(mocap, tmp_path)["coco"]
+    assert main(["recover", str(src), "-o", str(tmp_path / "o.json"), "--model", "h36m17-3d"]) == 1
+    assert "use a 2D model" in capsys.readouterr().err

@@ -3,6 +3,7 @@
     msf convert CHECKPOINT -o model.safetensors [--skeleton ...]   official checkpoint -> msf weights
     msf info FILE                                                  config, pose, parameters, FLOPs
     msf recover INPUT -o OUTPUT --model NAME|FILE [--image-size W H]   keyframes -> every frame
+    msf recover predictions.json -o out.json --model coco17-2d --image-size W H   detector file -> every frame
     msf plot INPUT -o out.png --model NAME|FILE                    skeletons and trajectories, as a PNG
 
 Each subcommand is an `_add_<name>(subparsers)` function that declares its arguments and sets `run`
@@ -16,16 +17,17 @@ import argparse
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, detectors, layouts
 from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
 from .refiner import Refiner
-from .sequence import FLOAT32_MAX, keyframe_count, keyframe_indices
+from .sequence import FLOAT32_MAX, MIN_SCORE, keyframe_count, keyframe_indices
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 
 
@@ -211,8 +213,100 @@ def _recover_one(refiner: Refiner, keyframes: np.ndarray, n_frames: int, args, p
     return np.concatenate(parts)
 
 
+def _is_detector_file(args: argparse.Namespace) -> bool:
+    """--format given, an OpenPose folder, or a .json in a detector's format (msf's own JSON is not)."""
+    path = Path(args.input)
+    return (args.format is not None or path.is_dir()
+            or (path.suffix.lower() == ".json" and detectors.sniff(path) is not None))
+
+
+def _model_layout(refiner: Refiner) -> str:
+    skeleton = refiner.pose.get("skeleton")
+    if not refiner.pose.get("image_normalised") or skeleton not in layouts.names():
+        raise InputError(f"detector files hold 2D keypoints in pixels: use a 2D model of a keypoint layout "
+                         f"({', '.join(layouts.names())}), e.g. --model coco17-2d; this one is "
+                         f"{skeleton or 'without a skeleton'} in {refiner.pose.get('units', 'unknown units')}")
+    return skeleton
+
+
+def _recover_track(refiner: Refiner, track: detectors.PersonTrack, grid: np.ndarray, args) -> detectors.PersonTrack:
+    """One person from its first to its last detection on the keyframe grid, every frame between. Scores of
+    the frames between keyframes are interpolated linearly (a missing or low-scored keyframe joint counts 0,
+    a detection without a score 1), so a recovered joint is trusted as much as the detections it rests on."""
+    used = np.isin(track.frames, grid)
+    frames, keypoints, scores = track.frames[used], track.keypoints[used], track.scores[used]
+    span = grid[(grid >= frames[0]) & (grid <= frames[-1])]
+    poses = np.full((len(span),) + keypoints.shape[1:], np.nan)
+    span_scores = np.full(poses.shape[:2], np.nan)
+    at = np.searchsorted(span, frames)
+    poses[at], span_scores[at] = keypoints, scores
+    n = int(span[-1] - span[0] + 1)
+    out = refiner.recover(poses, n, image_size=args.image_size, stride=args.stride, scores=span_scores,
+                          min_score=args.min_score)
+    trusted = np.where(np.isnan(poses).any(axis=2) | (span_scores < args.min_score), 0.0,
+                       np.nan_to_num(span_scores, nan=1.0))
+    every = np.arange(n)
+    out_scores = np.stack([np.interp(every, span - span[0], trusted[:, j]) for j in range(trusted.shape[1])], 1)
+    return detectors.PersonTrack(track.track_id, every + span[0], out, out_scores)
+
+
+def _run_recover_detections(args: argparse.Namespace, refiner: Refiner) -> int:
+    """A detector's keypoint file -> every frame of every person, written back in the same format."""
+    target = _model_layout(refiner)
+    found = detectors.read(args.input, args.format)
+    if found.layout != target:
+        converted = []
+        for t in found.tracks:
+            kp, sc = layouts.convert(t.keypoints, found.layout, target, t.scores)
+            converted.append(detectors.PersonTrack(t.track_id, t.frames, kp, sc))
+        found = detectors.Detections(target, converted, found.n_frames, found.image_size, found.format)
+    K = refiner.config.K
+    n_frames = args.n_frames or found.frame_count()
+    if n_frames < found.frame_count():
+        raise InputError(f"{args.input}: --n-frames {n_frames} but there are detections on frame "
+                         f"{found.frame_count() - 1}")
+    if n_frames < 1:
+        raise InputError(f"{args.input}: no person detected on any frame: nothing to recover")
+    grid = keyframe_indices(n_frames, K)
+    all_frames = np.concatenate([t.frames for t in found.tracks])
+    off_grid = int((~np.isin(all_frames, grid)).sum())
+    if not (all_frames % K == 0).any():  # the last frame alone always fits: judge the K-frame grid
+        raise InputError(f"{args.input}: no detection is on a keyframe (frames 0, {K}, {2 * K}, ... and the last, "
+                         f"{n_frames - 1}; K = {K} for this model); the file's first frames with detections are "
+                         f"{', '.join(map(str, np.unique(all_frames)[:5]))}: run the detector on frames 0, {K}, "
+                         f"{2 * K}, ... or renumber the frames")
+    if off_grid:
+        warnings.warn(f"{args.input}: {off_grid} of {all_frames.size} detections are on frames between keyframes "
+                      f"and were not used (the model takes frames 0, {K}, {2 * K}, ... and the last, "
+                      f"{n_frames - 1}; K = {K})", RuntimeWarning)
+    tracks = []
+    progress = _Progress(len(found.tracks), "msf recover")
+    try:
+        for track in found.tracks:
+            progress.update(1)
+            if not np.isin(track.frames, grid).any():
+                warnings.warn(f"{args.input}: person {track.track_id!r} has no detection on a keyframe; left out",
+                              RuntimeWarning)
+                continue
+            try:
+                tracks.append(_recover_track(refiner, track, grid, args))
+            except InputError as e:  # e.g. a joint never detected: the others still get their people
+                warnings.warn(f"{args.input}: person {track.track_id!r} left out: {e}", RuntimeWarning)
+    finally:
+        progress.close()
+    if not tracks:
+        raise InputError(f"{args.input}: no person could be recovered (see the warnings above)")
+    result = detectors.Detections(target, tracks, n_frames, found.image_size, args.output_format or found.format)
+    detectors.write(args.output, result)
+    print(f"wrote {args.output}: {len(tracks)} person track(s), {n_frames} frames ({result.format}, {target})",
+          file=sys.stderr)
+    return 0
+
+
 def _run_recover(args: argparse.Namespace) -> int:
     refiner = _load_refiner(args)
+    if _is_detector_file(args):
+        return _run_recover_detections(args, refiner)
     sequences = _select(read_keyframes(args.input), refiner, args.input)
     if args.n_frames is not None and len(sequences) != 1:
         raise InputError("--n-frames applies to a single sequence; give <name>_n_frames per sequence instead")
@@ -253,9 +347,19 @@ def _add_recover(subparsers) -> None:
                     "every frame with the model, and write them in the format OUTPUT's extension names. Entries "
                     "of an .npz that are not keyframe sequences, and sequences not in the model's pose layout, "
                     "are skipped with a warning.")
-    p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)})")
-    p.add_argument("-o", "--output", required=True, help=f"frames ({', '.join(FORMATS)})")
+    p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)}), or a detector's keypoint file or OpenPose folder")
+    p.add_argument("-o", "--output", required=True,
+                   help=f"frames ({', '.join(FORMATS)}), or for a detector's file, a file in its format")
     _model_arguments(p)
+    detector = p.add_argument_group(
+        "detector files", "COCO/AlphaPose results, OpenPose JSON folders, MMPose predictions, ultralytics JSON "
+        "(msf.detectors): each person is recovered from its first to its last detection on the keyframe grid "
+        "(frames 0, K, 2K, ... and the last); detections between keyframes are not used (a warning counts them); "
+        "keypoints are converted to the model's layout (e.g. halpe26 -> coco17)")
+    detector.add_argument("--format", choices=detectors.FORMATS, help="the input's format (default: sniffed)")
+    detector.add_argument("--output-format", choices=detectors.FORMATS, help="default: the input's format")
+    detector.add_argument("--min-score", type=float, default=MIN_SCORE,
+                          help=f"joints scored below this are missing (default {MIN_SCORE})")
     p.set_defaults(run=_run_recover)
 
 

@@ -95,7 +95,8 @@ class Refiner:
         shape = ((len(flat),) if batched else ()) + (c.T,) + pose_dims
         return out.reshape(shape)
 
-    def recover(self, keyframes: Any, n_frames: int, *, image_size=None, stride: int | None = None) -> np.ndarray:
+    def recover(self, keyframes: Any, n_frames: int, *, image_size=None, stride: int | None = None,
+                scores: Any = None, min_score: float = sequence.MIN_SCORE) -> np.ndarray:
         """Every frame of a video from detections on one frame in K, in the user's own units.
 
         keyframes: the poses detected on msf.keyframe_indices(n_frames, K) (frames 0, K, 2K, ... and the
@@ -105,6 +106,9 @@ class Refiner:
         n_frames: the video's length, any n >= 1. image_size: (width, height) in pixels, required by 2D
         models. stride: windows start every stride*K frames (1 <= stride <= Q; default 1, as in the
         official evaluation); overlapping windows are averaged.
+        scores: the detector's confidence per joint, the keyframes' shape without its last axis ((M, J) or
+        (N, M, J)); a joint scored below min_score (default 0.3) is missing, as NaN is; a NaN score keeps its
+        joint. A 2D model also takes keyframes (..., J, 3) of (x, y, score), as detectors return them.
         Returns float32 (n_frames, J, D) (or (n_frames, P), or (N, n_frames, ...)), in the input's units.
         The model's normalisation (root-relative 3D, image-normalised 2D) is applied and undone here.
         Raises InputError naming the argument: n_frames not an integer >= 1 or not matching the keyframe
@@ -113,7 +117,8 @@ class Refiner:
         range before or after normalisation, and frames that would not be finite (see refine).
         """
         return sequence.recover(self.config, self._backend.forward, self.pose, self._model.pose_shape,
-                                keyframes, n_frames, image_size=image_size, stride=stride)
+                                keyframes, n_frames, image_size=image_size, stride=stride, scores=scores,
+                                min_score=min_score)
 
     def stream(self, *, image_size=None, stride: int | None = None) -> sequence.Stream:
         """An online recover() for one person: see msf.sequence.Stream (push, finish, latency)."""

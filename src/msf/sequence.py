@@ -301,13 +301,39 @@ def _as_poses(keyframes, shape: tuple[int, int] | None, P: int, leading: int, wh
                      f"({P},) with P = J*D = {P}")
 
 
+MIN_SCORE = 0.3  # joints scored below it are missing: the usual visibility cut of COCO-style detectors
+
+
+def _drop_low_scores(array: np.ndarray, scores, min_score, shape: tuple[int, int] | None) -> np.ndarray:
+    """keyframes with joints scored below min_score set to NaN (missing). Scores come from `scores`
+    (the keyframes' shape without its last axis) or, for a 2D model given (..., J, 3), from the last
+    of (x, y, score); a NaN score is unknown and keeps its joint."""
+    if shape is not None and shape[1] == 2 and array.ndim in (3, 4) and array.shape[-2:] == (shape[0], 3):
+        if scores is not None:
+            raise InputError(f"keyframes of shape {array.shape} hold (x, y, score) per joint and scores= was "
+                             f"given too: pass one of them")
+        array, scores = array[..., :2], array[..., 2]
+    if scores is None:
+        return array
+    if not _is_integer(min_score) and not isinstance(min_score, (float, np.floating)) or not math.isfinite(min_score):
+        raise InputError(f"min_score must be a finite number (joints scored below it are missing), got {min_score!r}")
+    scores = real_array(scores, "scores").astype(np.float64)
+    if scores.shape != array.shape[:-1]:
+        raise InputError(f"scores have shape {scores.shape}; expected {array.shape[:-1]}, one per joint of the "
+                         f"keyframes {array.shape}")
+    if np.isinf(scores).any():
+        raise InputError("scores contain infinite values; use NaN for an unknown score")
+    return np.where((scores < min_score)[..., None], np.nan, array.astype(np.float64))
+
+
 def recover(config: Config, refine_windows: RefineWindows, pose: Mapping, shape: tuple[int, int] | None,
-            keyframes, n_frames: int, image_size=None, stride: int | None = None) -> np.ndarray:
+            keyframes, n_frames: int, image_size=None, stride: int | None = None, scores=None,
+            min_score: float = MIN_SCORE) -> np.ndarray:
     """See Refiner.recover."""
     n_frames = check_n_frames(n_frames)
     stride = check_stride(stride, config.Q)
     count = keyframe_count(n_frames, config.K)  # checked before anything of size n_frames is allocated
-    array = real_array(keyframes, "keyframes")
+    array = _drop_low_scores(real_array(keyframes, "keyframes"), scores, min_score, shape)
     tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (count, config.P))
     poses = _as_poses(array, shape, config.P, 2 if tracks else 1, "keyframes")
     if not tracks:

@@ -333,3 +333,43 @@ def test_flat_keyframes_stream(refiner):
     kf = detections(3 * T + 7)
     flat = stream_all(refiner, kf.reshape(len(kf), 42), 3 * T + 7)
     np.testing.assert_array_equal(flat, stream_all(refiner, kf, 3 * T + 7).reshape(-1, 42))
+
+
+def test_low_scores_are_missing_joints(refiner_2d):
+    """scores below min_score give exactly what NaN at those joints gives; NaN scores keep their joints;
+    (M, J, 3) (x, y, score) keyframes are the same as keyframes plus scores; tracks take (N, M, J) scores."""
+    n = 37
+    kf = detections_2d(n)
+    scores = np.random.default_rng(3).uniform(0.5, 1.0, kf.shape[:2])
+    scores[1, 4] = 0.2
+    scores[2, 7] = np.nan
+    gone = kf.copy()
+    gone[1, 4] = np.nan
+    want = refiner_2d.recover(gone, n, image_size=(640, 480))
+    got = refiner_2d.recover(kf, n, image_size=(640, 480), scores=scores)
+    assert np.array_equal(got, want)
+    assert np.array_equal(refiner_2d.recover(np.concatenate([kf, scores[..., None]], -1), n, image_size=(640, 480)),
+                          want)
+    assert np.array_equal(refiner_2d.recover(kf, n, image_size=(640, 480), scores=scores, min_score=0.1),
+                          refiner_2d.recover(kf, n, image_size=(640, 480)))
+    both = refiner_2d.recover(np.stack([kf, gone]), n, image_size=(640, 480), scores=np.stack([scores, scores]))
+    assert np.array_equal(both[0], want) and np.array_equal(both[1], want)
+
+
+@pytest.mark.parametrize("scores, min_score, match", [
+    (np.ones((4, 15)), 0.3, "scores have shape"),
+    (np.full((5, 15), np.inf), 0.3, "infinite"),
+    (np.ones((5, 15)), float("nan"), "min_score"),
+    (np.ones((5, 15)), "0.3", "min_score"),
+    (np.array([["a"] * 15] * 5), 0.3, "dtype"),
+])
+def test_bad_scores_are_input_errors(refiner_2d, scores, min_score, match):
+    with pytest.raises(msf.InputError, match=match):
+        refiner_2d.recover(detections_2d(41), 41, image_size=(640, 480), scores=scores, min_score=min_score)
+
+
+def test_scores_twice_are_refused(refiner_2d):
+    kf = detections_2d(41)
+    with pytest.raises(msf.InputError, match="one of them"):
+        refiner_2d.recover(np.concatenate([kf, np.ones(kf.shape[:2])[..., None]], -1), 41, image_size=(640, 480),
+                           scores=np.ones(kf.shape[:2]))

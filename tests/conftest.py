@@ -22,7 +22,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
 
-# (K, Q, P, C, L) of the official configurations (DESIGN §1)
+# (K, Q, P, C, L) of the official configurations (docs/model.md §1)
 OFFICIAL = {
     "h36m": (10, 10, 51, 64, 4),
     "jhmdb": (10, 1, 30, 128, 5),

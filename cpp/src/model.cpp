@@ -1,4 +1,4 @@
-// The whole PoseRefinementModel forward (DESIGN §1 steps 1-4) and its loading from tensors.
+// The whole PoseRefinementModel forward (docs/model.md §1, steps 1-4) and its loading from tensors.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

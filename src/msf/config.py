@@ -1,4 +1,4 @@
-"""Hyper-parameters of a MixSynthFormer, inferred from its tensor shapes (DESIGN §1)."""
+"""Hyper-parameters of a MixSynthFormer, inferred from its tensor shapes (docs/model.md §1)."""
 from __future__ import annotations
 
 import json

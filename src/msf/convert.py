@@ -1,4 +1,4 @@
-"""Official PyTorch checkpoints to msf weight files (DESIGN §2), and the description `msf info` prints."""
+"""Official PyTorch checkpoints to msf weight files (docs/model.md §2), and the description `msf info` prints."""
 from __future__ import annotations
 
 import hashlib
@@ -90,7 +90,7 @@ def convert(checkpoint: CheckpointSource, output: str | os.PathLike, *, skeleton
 
 
 def flops_per_window(c: Config) -> int:
-    """FLOPs of one window's forward: 2 x the multiply-adds of every matrix product (DESIGN §1).
+    """FLOPs of one window's forward: 2 x the multiply-adds of every matrix product (docs/model.md §1).
     Element-wise work (biases, LayerNorm, GELU, softmax, the SE and mixing scalings) is not counted.
 
         T(Q+1)P  interpolation  +  TPC  embedding  +  TCP  output

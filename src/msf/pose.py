@@ -56,7 +56,7 @@ SKELETONS = {s.name: s for s in (
 ALIASES = {"pw3d14": "lsp14", "smpl24": "smpl24-6d"}
 GENERIC = "generic"  # joints named joint_0..joint_{J-1}, no tree; needs dims
 
-# The pose of each official configuration (DESIGN §1), by P: (skeleton, dims, image-normalised).
+# The pose of each official configuration (docs/model.md §1), by P: (skeleton, dims, image-normalised).
 # Everything else follows the defaults by dims: 3D positions are root-relative millimetres, 2D ones are
 # not root-relative, 6D rotations have units "6d".
 OFFICIAL = {

@@ -1,4 +1,4 @@
-"""Reading and writing msf weight files: safetensors (DESIGN §2), parsed here with bounds checks.
+"""Reading and writing msf weight files: safetensors (docs/model.md §2), parsed here with bounds checks.
 
 Weight files are untrusted: every length, offset and shape is checked before any byte is used, the
 tensors must tile the data section exactly (no shared bytes, no stray ones), and nothing in a file is

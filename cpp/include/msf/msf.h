@@ -6,7 +6,7 @@
  * Errors are per thread: msf_last_status() and msf_last_error() describe the calling thread's most recent
  * load or refine call. No function exits or aborts the process.
  *
- * Usage, complete (it is compiled and run by the tests; link with msf::msf, see docs/cpp.md):
+ * Usage, complete (it is compiled and run by the tests; link with msf::msf, see "Use from C/C++" in README.md):
  *
  *     #include <stdio.h>
  *     #include <stdlib.h>

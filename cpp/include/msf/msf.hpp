@@ -22,7 +22,7 @@
 
 namespace msf {
 
-// Hyper-parameters, all inferred from tensor shapes (DESIGN §1).
+// Hyper-parameters, all inferred from tensor shapes (docs/model.md §1).
 struct Config {
     int K = 0;                // keyframe interval, frames
     int Q = 0;                // steps per window: Q + 1 keyframes

@@ -7,7 +7,7 @@ from .layer_norm import layer_norm
 from .linear import linear
 
 
-# The whole PoseRefinementModel forward on keyframes (DESIGN §1, steps 1-4)
+# The whole PoseRefinementModel forward on keyframes (docs/model.md §1, steps 1-4)
 def model_forward(keyframes: np.ndarray, p: Mapping[str, np.ndarray], num_layers: int) -> np.ndarray:
     """keyframes (B, Q+1, P) -> (B, T, P); p holds the state-dict tensors (no `module.` prefix)."""
     x = np.swapaxes(linear(np.swapaxes(keyframes, -1, -2), p["l_interp.weight"], p["l_interp.bias"]),

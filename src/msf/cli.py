@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, detectors, layouts
+from . import __version__, detectors, people
 from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
 from .errors import Error, InputError
@@ -220,86 +220,20 @@ def _is_detector_file(args: argparse.Namespace) -> bool:
             or (path.suffix.lower() == ".json" and detectors.sniff(path) is not None))
 
 
-def _model_layout(refiner: Refiner) -> str:
-    skeleton = refiner.pose.get("skeleton")
-    if not refiner.pose.get("image_normalised") or skeleton not in layouts.names():
-        raise InputError(f"detector files hold 2D keypoints in pixels: use a 2D model of a keypoint layout "
-                         f"({', '.join(layouts.names())}), e.g. --model coco17-2d; this one is "
-                         f"{skeleton or 'without a skeleton'} in {refiner.pose.get('units', 'unknown units')}")
-    return skeleton
-
-
-def _recover_track(refiner: Refiner, track: detectors.PersonTrack, grid: np.ndarray, args) -> detectors.PersonTrack:
-    """One person from its first to its last detection on the keyframe grid, every frame between. Scores of
-    the frames between keyframes are interpolated linearly (a missing or low-scored keyframe joint counts 0,
-    a detection without a score 1), so a recovered joint is trusted as much as the detections it rests on."""
-    used = np.isin(track.frames, grid)
-    frames, keypoints, scores = track.frames[used], track.keypoints[used], track.scores[used]
-    span = grid[(grid >= frames[0]) & (grid <= frames[-1])]
-    poses = np.full((len(span),) + keypoints.shape[1:], np.nan)
-    span_scores = np.full(poses.shape[:2], np.nan)
-    at = np.searchsorted(span, frames)
-    poses[at], span_scores[at] = keypoints, scores
-    n = int(span[-1] - span[0] + 1)
-    out = refiner.recover(poses, n, image_size=args.image_size, stride=args.stride, scores=span_scores,
-                          min_score=args.min_score)
-    trusted = np.where(np.isnan(poses).any(axis=2) | (span_scores < args.min_score), 0.0,
-                       np.nan_to_num(span_scores, nan=1.0))
-    every = np.arange(n)
-    out_scores = np.stack([np.interp(every, span - span[0], trusted[:, j]) for j in range(trusted.shape[1])], 1)
-    return detectors.PersonTrack(track.track_id, every + span[0], out, out_scores)
-
-
 def _run_recover_detections(args: argparse.Namespace, refiner: Refiner) -> int:
     """A detector's keypoint file -> every frame of every person, written back in the same format."""
-    target = _model_layout(refiner)
+    people.model_layout(refiner)  # before reading: a 3D model fails fast
     found = detectors.read(args.input, args.format)
-    if found.layout != target:
-        converted = []
-        for t in found.tracks:
-            kp, sc = layouts.convert(t.keypoints, found.layout, target, t.scores)
-            converted.append(detectors.PersonTrack(t.track_id, t.frames, kp, sc))
-        found = detectors.Detections(target, converted, found.n_frames, found.image_size, found.format)
-    K = refiner.config.K
-    n_frames = args.n_frames or found.frame_count()
-    if n_frames < found.frame_count():
-        raise InputError(f"{args.input}: --n-frames {n_frames} but there are detections on frame "
-                         f"{found.frame_count() - 1}")
-    if n_frames < 1:
-        raise InputError(f"{args.input}: no person detected on any frame: nothing to recover")
-    grid = keyframe_indices(n_frames, K)
-    all_frames = np.concatenate([t.frames for t in found.tracks])
-    off_grid = int((~np.isin(all_frames, grid)).sum())
-    if not (all_frames % K == 0).any():  # the last frame alone always fits: judge the K-frame grid
-        raise InputError(f"{args.input}: no detection is on a keyframe (frames 0, {K}, {2 * K}, ... and the last, "
-                         f"{n_frames - 1}; K = {K} for this model); the file's first frames with detections are "
-                         f"{', '.join(map(str, np.unique(all_frames)[:5]))}: run the detector on frames 0, {K}, "
-                         f"{2 * K}, ... or renumber the frames")
-    if off_grid:
-        warnings.warn(f"{args.input}: {off_grid} of {all_frames.size} detections are on frames between keyframes "
-                      f"and were not used (the model takes frames 0, {K}, {2 * K}, ... and the last, "
-                      f"{n_frames - 1}; K = {K})", RuntimeWarning)
-    tracks = []
     progress = _Progress(len(found.tracks), "msf recover")
     try:
-        for track in found.tracks:
-            progress.update(1)
-            if not np.isin(track.frames, grid).any():
-                warnings.warn(f"{args.input}: person {track.track_id!r} has no detection on a keyframe; left out",
-                              RuntimeWarning)
-                continue
-            try:
-                tracks.append(_recover_track(refiner, track, grid, args))
-            except InputError as e:  # e.g. a joint never detected: the others still get their people
-                warnings.warn(f"{args.input}: person {track.track_id!r} left out: {e}", RuntimeWarning)
+        result = people.recover(refiner, found, image_size=args.image_size, n_frames=args.n_frames,
+                                stride=args.stride, min_score=args.min_score, format=args.output_format,
+                                name=args.input, progress=progress.update)
     finally:
         progress.close()
-    if not tracks:
-        raise InputError(f"{args.input}: no person could be recovered (see the warnings above)")
-    result = detectors.Detections(target, tracks, n_frames, found.image_size, args.output_format or found.format)
     detectors.write(args.output, result)
-    print(f"wrote {args.output}: {len(tracks)} person track(s), {n_frames} frames ({result.format}, {target})",
-          file=sys.stderr)
+    print(f"wrote {args.output}: {len(result.tracks)} person track(s), {result.n_frames} frames ({result.format}, "
+          f"{result.layout})", file=sys.stderr)
     return 0
 
 

@@ -116,3 +116,10 @@ def test_warnings_are_one_line_and_the_default_is_restored(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == "described\n" and captured.err == "msf: warning: two lines\n"
     assert warnings.showwarning is before
+
+
+def test_info_takes_shipped_names(capsys):
+    import msf
+    name = msf.models()[0]
+    assert main(["info", name]) == 0
+    assert f"{name}.safetensors: msf weights" in capsys.readouterr().out

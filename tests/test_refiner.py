@@ -193,3 +193,9 @@ def test_output_is_finite_or_an_input_error(backend, exponent, weight_exponent, 
         assert "overflowed float32" in str(e) and "window" in str(e)
     else:
         assert np.isfinite(out).all()
+
+
+def test_repr_names_config_and_backend(refiner, backend):
+    text = repr(refiner)
+    c = refiner.config
+    assert text.startswith("Refiner(") and f"K={c.K}" in text and f"P={c.P}" in text and repr(backend) in text

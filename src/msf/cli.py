@@ -26,7 +26,7 @@ from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
-from .refiner import Refiner
+from .refiner import MODELS_DIR, Refiner, models
 from .sequence import FLOAT32_MAX, MIN_SCORE, keyframe_count, keyframe_indices
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 
@@ -79,7 +79,10 @@ def _add_convert(subparsers) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    print(describe(args.file))
+    path = Path(args.file)
+    if not path.exists() and args.file in models():  # shipped names, as --model takes them
+        path = MODELS_DIR / f"{args.file}.safetensors"
+    print(describe(path))
     return 0
 
 
@@ -89,7 +92,7 @@ def _add_info(subparsers) -> None:
         description="Print a weight file's config, window length, pose convention, parameter count and "
                     "FLOPs per window (with the formula). A PyTorch checkpoint is described as it would "
                     "convert.")
-    p.add_argument("file", help="a .safetensors weight file or a torch.save checkpoint")
+    p.add_argument("file", help="a .safetensors weight file, a torch.save checkpoint or a shipped model's name")
     p.set_defaults(run=_run_info)
 
 

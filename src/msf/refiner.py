@@ -125,6 +125,11 @@ class Refiner:
         return sequence.Stream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
                                image_size=image_size, stride=stride)
 
+    def __repr__(self) -> str:
+        c, pose = self.config, self.pose
+        what = f", {pose['skeleton']} {pose['dims']}D {pose['units']}" if "skeleton" in pose else ""
+        return f"Refiner(K={c.K}, Q={c.Q}, P={c.P}, C={c.C}, L={c.L}{what}, backend={self.backend!r})"
+
     def _layout(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
         """(batched?, pose dims) for an accepted keyframe shape; InputError naming the expected shapes."""
         c = self.config

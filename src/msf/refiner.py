@@ -1,6 +1,7 @@
 """The public API: load a model, refine keyframe windows."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,23 +32,40 @@ class Refiner:
     def __init__(self, model: Model, backend: str = "auto", threads: int = 1):
         self._model = model
         self._backend = backends_.create(model, backend, threads)
+        self._threads = threads
+        self._origin: tuple = ("model", model)  # what a pickle holds; load() puts the file there instead
 
     @classmethod
     def load(cls, source: str | os.PathLike | bytes, backend: str = "auto", threads: int = 1) -> "Refiner":
         """source: a .safetensors path, the file's bytes, or a shipped model's name (see msf.models()).
         backend: "auto", "cpp" or "numpy". threads: the C++ backend splits each batch of windows over this
         many threads (0: one per core; results are identical for any count). Raises WeightsError for a
-        missing or malformed file."""
+        missing or malformed file.
+
+        A Refiner pickles as what it was loaded from (the file's bytes, or a shipped model's name and the
+        file's sha256 digest, checked when unpickled), its backend ("cpp" or "numpy", as resolved here)
+        and threads, so it can be sent to other processes (spawn pools, Ray): unpickling loads it again,
+        and its results are bit-identical."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return cls(Model.from_weights(weights.parse(source)), backend, threads)
+            data = bytes(source)
+            return cls._loaded(weights.parse(data), ("bytes", data), backend, threads)
         path = Path(source)
         if not path.exists() and isinstance(source, str) and (MODELS_DIR / f"{source}.safetensors").exists():
-            path = MODELS_DIR / f"{source}.safetensors"
+            return _load_shipped(source, None, backend, threads)
         if not path.exists():
-            shipped = ", ".join(models()) or "none in this installation"
             raise WeightsError(f"no weights file {os.fspath(source)!r} and no shipped model of that name "
-                               f"(shipped models: {shipped})")
-        return cls(Model.from_weights(weights.read(path)), backend, threads)
+                               f"(shipped models: {_shipped_names()})")
+        data, parsed = weights.read_with_bytes(path)
+        return cls._loaded(parsed, ("bytes", data), backend, threads)
+
+    @classmethod
+    def _loaded(cls, parsed: weights.Weights, origin: tuple, backend: str, threads: int) -> "Refiner":
+        refiner = cls(Model.from_weights(parsed), backend, threads)
+        refiner._origin = origin
+        return refiner
+
+    def __reduce__(self):
+        return _unpickle, (self._origin, self.backend, self._threads)
 
     @property
     def config(self) -> Config:
@@ -147,3 +165,33 @@ class Refiner:
         raise InputError(f"keyframes have shape {shape}; this model (K={c.K}, Q={c.Q}, P={P}) expects "
                          f"({q1}, {P}), ({q1}, {J}, {D}), (B, {q1}, {P}) or (B, {q1}, {J}, {D}): "
                          f"the Q+1 = {q1} keyframes at frames 0, {c.K}, ..., {c.K * c.Q} of each window")
+
+
+def _shipped_names() -> str:
+    return ", ".join(models()) or "none in this installation"
+
+
+def _load_shipped(name: str, digest: str | None, backend: str, threads: int) -> Refiner:
+    """A shipped model by name; with a digest (from a pickle), WeightsError unless this installation's
+    file has that sha256, so that a worker never runs a different model than the one pickled."""
+    path = MODELS_DIR / f"{name}.safetensors"
+    if not path.exists():
+        raise WeightsError(f"a pickled Refiner names the shipped model {name!r}, which this installation does "
+                           f"not have (shipped models: {_shipped_names()}); install the same msf version")
+    data, parsed = weights.read_with_bytes(path)
+    found = hashlib.sha256(data).hexdigest()
+    if digest is not None and found != digest:
+        raise WeightsError(f"a pickled Refiner was loaded from the shipped model {name!r} with sha256 "
+                           f"{digest[:16]}..., but this installation's {path} has sha256 {found[:16]}...: install "
+                           f"the same msf version, or load the model from a file (a pickle then carries its bytes)")
+    return Refiner._loaded(parsed, ("shipped", name, found), backend, threads)
+
+
+def _unpickle(origin: tuple, backend: str, threads: int) -> Refiner:
+    """Refiner.__reduce__'s inverse: loads the model again from what the pickle holds."""
+    kind, *what = origin
+    if kind == "model":
+        return Refiner(what[0], backend, threads)
+    if kind == "bytes":
+        return Refiner.load(what[0], backend, threads)
+    return _load_shipped(*what, backend, threads)

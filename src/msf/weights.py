@@ -129,13 +129,18 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
 
 def read(path: str | os.PathLike) -> Weights:
     """Reads a safetensors weight file. Raises WeightsError for unreadable or malformed files."""
+    return read_with_bytes(path)[1]
+
+
+def read_with_bytes(path: str | os.PathLike) -> tuple[bytes, Weights]:
+    """As read, also giving the file's bytes (what a pickled Refiner carries)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise WeightsError(f"cannot read weights file {os.fspath(path)!r}: {e.strerror or e}") from None
     try:
-        return parse(data)
+        return data, parse(data)
     except WeightsError as e:
         raise WeightsError(f"{os.fspath(path)}: {e}") from None
 

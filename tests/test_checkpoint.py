@@ -762,7 +762,7 @@ def test_fuzz_build_nesting_and_layouts(case):
     storage = np.arange(6, dtype=np.float32)
     for name, array in state.items():
         assert array.dtype == np.float32 and set(np.abs(array).ravel().tolist()) <= set(range(6)), (name, array)
-        if name in layouts and array.shape == layouts[name][1]:
+        if name in layouts and array.shape == layouts[name][1] and array.size:  # ndindex tuples each dim's range
             offset, size, stride = layouts[name]
             index = [offset + sum(i * s for i, s in zip(idx, stride)) for idx in np.ndindex(*size)]
             assert max(index, default=0) < 6 and np.array_equal(np.abs(array).ravel(), storage[index]), name

@@ -4,6 +4,7 @@
     msf info FILE                                                  config, pose, parameters, FLOPs
     msf recover INPUT -o OUTPUT --model NAME|FILE [--image-size W H]   keyframes -> every frame
     msf recover predictions.json -o out.json --model coco17-2d --image-size W H   detector file -> every frame
+    msf recover IN... -o OUTDIR --model NAME|FILE [--jobs N] [--overwrite]   files, folders, globs -> OUTDIR
     msf plot INPUT -o out.png --model NAME|FILE                    skeletons and trajectories, as a PNG
 
 Each subcommand is an `_add_<name>(subparsers)` function that declares its arguments and sets `run`
@@ -14,14 +15,16 @@ one-line message on stderr and exit status 1, never a traceback; warnings are on
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, detectors, people
+from . import __version__, batch, detectors, people
 from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
 from .errors import Error, InputError
@@ -223,11 +226,11 @@ def _is_detector_file(args: argparse.Namespace) -> bool:
             or (path.suffix.lower() == ".json" and detectors.sniff(path) is not None))
 
 
-def _run_recover_detections(args: argparse.Namespace, refiner: Refiner) -> int:
+def _recover_detections(args: argparse.Namespace, refiner: Refiner, new_progress) -> tuple[int, str]:
     """A detector's keypoint file -> every frame of every person, written back in the same format."""
     people.model_layout(refiner)  # before reading: a 3D model fails fast
     found = detectors.read(args.input, args.format)
-    progress = _Progress(len(found.tracks), "msf recover")
+    progress = new_progress(len(found.tracks), "msf recover")
     try:
         result = people.recover(refiner, found, image_size=args.image_size, n_frames=args.n_frames,
                                 stride=args.stride, min_score=args.min_score, format=args.output_format,
@@ -235,28 +238,72 @@ def _run_recover_detections(args: argparse.Namespace, refiner: Refiner) -> int:
     finally:
         progress.close()
     detectors.write(args.output, result)
-    print(f"wrote {args.output}: {len(result.tracks)} person track(s), {result.n_frames} frames ({result.format}, "
-          f"{result.layout})", file=sys.stderr)
-    return 0
+    return (sum(len(t.frames) for t in result.tracks),
+            f"wrote {args.output}: {len(result.tracks)} person track(s), {result.n_frames} frames ({result.format}, "
+            f"{result.layout})")
 
 
-def _run_recover(args: argparse.Namespace) -> int:
-    refiner = _load_refiner(args)
+def _recover_file(args: argparse.Namespace, refiner: Refiner, new_progress=_Progress) -> tuple[int, str]:
+    """args.input -> args.output: (frames written, the line that says so). new_progress(total, desc)."""
     if _is_detector_file(args):
-        return _run_recover_detections(args, refiner)
+        return _recover_detections(args, refiner, new_progress)
     sequences = _select(read_keyframes(args.input), refiner, args.input)
     if args.n_frames is not None and len(sequences) != 1:
         raise InputError("--n-frames applies to a single sequence; give <name>_n_frames per sequence instead")
     _warn_assumed_lengths(args.input, sequences, args, refiner.config.K)
     lengths = {name: _sequence_length(name, kf, n, args, refiner.config.K) for name, (kf, n) in sequences.items()}
-    progress = _Progress(sum(len(kf) for kf, _ in sequences.values()), "msf recover")
+    progress = new_progress(sum(len(kf) for kf, _ in sequences.values()), "msf recover")
     try:
         frames = {name: _recover_one(refiner, kf, lengths[name], args, progress)
                   for name, (kf, _) in sequences.items()}
     finally:
         progress.close()
     write_frames(args.output, frames)
-    print(f"wrote {args.output}: {len(frames)} sequence(s), {sum(lengths.values())} frames", file=sys.stderr)
+    return sum(lengths.values()), f"wrote {args.output}: {len(frames)} sequence(s), {sum(lengths.values())} frames"
+
+
+class _Checks:
+    """The progress of one input in a batch: no bar of its own (msf.batch draws one for all), only its
+    checks for a stop at each update."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def update(self, n: int) -> None:
+        self.check()
+
+    def close(self) -> None:
+        pass
+
+
+def _recover_path(args: argparse.Namespace, refiner: Refiner, source, output, check) -> int:
+    """msf.batch's recover_file: one input of several, with the command's options; the frames written."""
+    one = argparse.Namespace(**{**vars(args), "input": str(source), "output": str(output)})
+    return _recover_file(one, refiner, lambda total, desc: _Checks(check))[0]
+
+
+def _many(args: argparse.Namespace) -> bool:
+    """Several inputs, a glob, a folder (other than one OpenPose video) or an existing folder as -o: the
+    batch way (msf.batch); otherwise one input to one output, as `msf recover IN -o OUT` always was."""
+    if len(args.input) > 1:
+        return True
+    path = Path(args.input[0])
+    if not path.exists():
+        return glob.has_magic(args.input[0])
+    if path.is_dir() and detectors.sniff(path) == "openpose":
+        return False
+    return path.is_dir() or Path(args.output).is_dir()
+
+
+def _run_recover(args: argparse.Namespace) -> int:
+    if args.jobs < 0:
+        raise InputError(f"--jobs must be >= 0 (0: one per core), got {args.jobs}")
+    refiner = _load_refiner(args)
+    if _many(args):
+        return batch.run(args.input, args.output, partial(_recover_path, args), refiner, jobs=args.jobs,
+                         overwrite=args.overwrite, desc="msf recover").status
+    args.input = args.input[0]
+    print(_recover_file(args, refiner)[1], file=sys.stderr)
     return 0
 
 
@@ -284,10 +331,20 @@ def _add_recover(subparsers) -> None:
                     "every frame with the model, and write them in the format OUTPUT's extension names. Entries "
                     "of an .npz that are not keyframe sequences, and sequences not in the model's pose layout, "
                     "are skipped with a warning.")
-    p.add_argument("input", help=f"keyframes ({', '.join(FORMATS)}), or a detector's keypoint file or OpenPose folder")
+    p.add_argument("input", nargs="+",
+                   help=f"keyframes ({', '.join(FORMATS)}), or a detector's keypoint file or OpenPose folder; "
+                        f"several, folders (searched recursively) or globs for a batch")
     p.add_argument("-o", "--output", required=True,
-                   help=f"frames ({', '.join(FORMATS)}), or for a detector's file, a file in its format")
+                   help=f"frames ({', '.join(FORMATS)}), or for a detector's file, a file in its format; for a "
+                        f"batch, the folder that gets each input's output under its relative name and format")
     _model_arguments(p)
+    many = p.add_argument_group(
+        "batches", "Several inputs, a folder or a glob (or an existing folder as -o) make a batch: one progress "
+        "line, a bad input reported on one line while the others go on, a summary, exit status 1 if any "
+        "failed. Outputs appear atomically; one that exists is complete and skipped, so an interrupted run "
+        "resumes when started again; Ctrl-C or SIGTERM stops cleanly (exit status 130 or 143).")
+    many.add_argument("--jobs", type=int, default=1, help="worker processes (0: one per core; default 1)")
+    many.add_argument("--overwrite", action="store_true", help="recover inputs whose output exists too")
     detector = p.add_argument_group(
         "detector files", "COCO/AlphaPose results, OpenPose JSON folders, MMPose predictions, ultralytics JSON "
         "(msf.detectors): each person is recovered from its first to its last detection on the keyframe grid "

@@ -10,6 +10,8 @@ Keyframes are the detections on msf.keyframe_indices(n_frames, K): frames 0, K, 
 frame. Without n_frames a video is taken to end on its last keyframe: n_frames = (M - 1) * K + 1.
 Outputs use the same layouts with "frames" (n_frames, J, D) in place of "keyframes".
 
+Outputs are written atomically (atomic_output): a file under its final name is always complete.
+
 Entries of an .npz that are not keyframe sequences (not 2-D or 3-D arrays of numbers: metadata such as
 `fps` or `joint_names`) are skipped with a RuntimeWarning naming them. JSON nested deeper than
 MAX_JSON_DEPTH is refused before parsing.
@@ -19,8 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -30,6 +35,7 @@ FORMATS = (".npy", ".npz", ".json")
 N_FRAMES_SUFFIX = "_n_frames"
 MAX_JSON_DEPTH = 1000  # far beyond the 3 levels of keyframes; the same cap as weight-file metadata
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+TEMPORARY_PREFIX = ".msf-tmp-"  # hidden folders .msf-tmp-<tag>-<name> hold outputs being written
 
 
 def _json_depth(text: str) -> int:
@@ -154,14 +160,49 @@ def write_frames(path: str | os.PathLike, frames: dict[str, np.ndarray]) -> None
     """name -> (n_frames, J, D) frames, in the format the extension names ('' = a single sequence)."""
     path = Path(path)
     kind = _format(path)
-    if kind == ".npy":
-        if len(frames) != 1:
-            raise InputError(f"{path}: .npy holds one sequence but there are {len(frames)}; use .npz or .json")
-        np.save(path, next(iter(frames.values())))
-    elif kind == ".npz":
-        np.savez(path, **{name or "frames": f for name, f in frames.items()})
+    if kind == ".npy" and len(frames) != 1:
+        raise InputError(f"{path}: .npy holds one sequence but there are {len(frames)}; use .npz or .json")
+    with atomic_output(path) as temporary:
+        if kind == ".npy":
+            np.save(temporary, next(iter(frames.values())))
+        elif kind == ".npz":
+            np.savez(temporary, **{name or "frames": f for name, f in frames.items()})
+        else:
+            as_list = {name: np.asarray(f, dtype=np.float64).tolist() for name, f in frames.items()}
+            document = ({"frames": as_list[""]} if list(frames) == [""] else
+                        {"sequences": {name: {"frames": f} for name, f in as_list.items()}})
+            temporary.write_text(json.dumps(document), encoding="utf-8")
+
+
+def temporary_folder(path: str | os.PathLike, tag: str | None = None) -> Path:
+    """The hidden folder beside `path` in which atomic_output(path, tag) writes it (tag: default the pid)."""
+    path = Path(path)
+    return path.parent / f"{TEMPORARY_PREFIX}{os.getpid() if tag is None else tag}-{path.name}"
+
+
+def remove(path: Path) -> None:
+    """Removes a file or a folder tree; nothing when it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        as_list = {name: np.asarray(f, dtype=np.float64).tolist() for name, f in frames.items()}
-        document = ({"frames": as_list[""]} if list(frames) == [""] else
-                    {"sequences": {name: {"frames": f} for name, f in as_list.items()}})
-        path.write_text(json.dumps(document), encoding="utf-8")
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, tag: str | None = None) -> Iterator[Path]:
+    """Where to write `path` (a file, or a folder such as OpenPose output) so that it appears complete or not
+    at all: the block writes the yielded path, of the same name, inside temporary_folder(path, tag); when the
+    block ends it is renamed onto `path` (replacing what is there), and the folder is removed in any case,
+    also on an exception or KeyboardInterrupt."""
+    path = Path(path)
+    holder = temporary_folder(path, tag)
+    remove(holder)
+    holder.mkdir()
+    try:
+        written = holder / path.name
+        yield written
+        if path.is_dir() or (written.is_dir() and path.exists()):  # os.replace cannot swap these in one step
+            os.replace(path, holder / f"{path.name}.old")
+        os.replace(written, path)
+    finally:
+        remove(holder)

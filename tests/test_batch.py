@@ -1,0 +1,222 @@
+"""`msf recover IN... -o OUTDIR` (msf.batch): folders and globs, bad inputs, resumable and interruptible runs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import msf
+from msf import batch, cli, detectors
+from conftest import OFFICIAL, official_config, random_state_dict
+
+CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, 14 joints x 3
+POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",
+        "root_relative": True, "root_joints": [2, 3], "parents": [1, 2, 12, 12, 3, 4, 7, 8, 12, 12, 9, 10, -1, 12]}
+BROKEN = ("sub/garbage.npy", "bad.json", "sub/deeper/wrong_layout.npz")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    msf.weights.write(path, random_state_dict(CONFIG, seed=2), {"format": "msf", "pose": json.dumps(POSE)})
+    return path
+
+
+def keyframes(n, seed):
+    kf = np.random.default_rng(seed).standard_normal((len(msf.keyframe_indices(n, 10)), 14, 3)) * 200 + 900
+    kf[1, 4] = np.nan
+    return kf
+
+
+def run_msf(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "msf", *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def no_temporaries(folder: Path) -> bool:
+    return not any(".msf-tmp-" in str(p) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def fifty(tmp_path_factory):
+    """50 inputs in nested folders, every format, 3 of them broken."""
+    root = tmp_path_factory.mktemp("fifty") / "in"
+    for i in range(47):
+        folder = root / ("", "sub", "sub/deeper")[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 31 + 7 * i
+        kf = keyframes(n, i)
+        if i % 4 == 0:
+            np.savez(folder / f"v{i}.npz", a=kf, b=keyframes(n + 10, 100 + i), b_n_frames=np.int64(n + 10))
+        elif i % 4 == 1:
+            doc = {"n_frames": n, "keyframes": np.where(np.isnan(kf), None, kf).tolist()}
+            (folder / f"v{i}.json").write_text(json.dumps(doc))
+        else:
+            np.save(folder / f"v{i}.npy", kf)
+    (root / BROKEN[0]).write_bytes(b"not an npy file")
+    (root / BROKEN[1]).write_text('{"keyframes": "none"}')
+    np.savez(root / BROKEN[2], a=np.zeros((5, 17, 2)))
+    (root / "notes.txt").write_text("not an input")  # other file types in a folder are not inputs
+    return root
+
+
+def test_fifty_files_three_broken(tmp_path, fifty, model_path):
+    result = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", model_path, "--jobs", 2)
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("msf recover: failed: ")]
+    assert len(failed) == 3
+    for name in BROKEN:  # one line each: the file, then the reason
+        assert sum(line.startswith(f"msf recover: failed: {fifty / name}: ") for line in failed) == 1, failed
+    assert "msf recover: 47 done, 3 failed, 0 skipped" in result.stderr and "Traceback" not in result.stderr
+    out = files_under(tmp_path / "out")
+    assert len(out) == 47 and no_temporaries(tmp_path / "out")
+    for name, content in out.items():  # each identical to a run of `msf recover FILE -o FILE`
+        single = tmp_path / "single" / name
+        single.parent.mkdir(parents=True, exist_ok=True)
+        assert cli.main(["recover", str(fifty / name), "-o", str(single), "--model", str(model_path)]) == 0
+        assert single.read_bytes() == content, name
+    # a rerun skips what is complete; --overwrite redoes it, to the same bytes
+    again = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", model_path)
+    assert again.returncode == 1 and "0 done, 3 failed, 47 skipped" in again.stderr
+    redo = run_msf("recover", fifty / "sub", "-o", tmp_path / "out" / "sub", "--model", model_path,
+                   "--overwrite", "--jobs", 0)
+    assert "msf recover: 31 done, 2 failed, 0 skipped" in redo.stderr  # sub and sub/deeper
+    assert files_under(tmp_path / "out") == out
+
+
+def test_globs_files_and_collisions(tmp_path, fifty, model_path):
+    out = tmp_path / "out"
+    result = run_msf("recover", f"{fifty}/**/v1*.npy", fifty / "sub/v19.npy", fifty / "v3.npy", "-o", out,
+                     "--model", model_path)
+    assert result.returncode == 0, result.stderr
+    matches = [str(p.relative_to(fifty)) for p in fifty.glob("**/v1*.npy")]  # named below the glob's folders
+    assert len(matches) > 3 and sorted(files_under(out)) == sorted(matches + ["v3.npy"])
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "v3.npy").write_bytes((fifty / "v3.npy").read_bytes())
+    result = run_msf("recover", fifty / "v3.npy", tmp_path / "x" / "v3.npy", "-o", out, "--model", model_path)
+    assert result.returncode == 1 and "would both be written to" in result.stderr
+    for missing, message in ((tmp_path / "nothing.npy", "no such file or directory"),
+                             (f"{tmp_path}/*.npy", "no file matches")):
+        result = run_msf("recover", missing, fifty / "v3.npy", "-o", out, "--model", model_path)
+        assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1
+    result = run_msf("recover", fifty, "-o", out, "--model", model_path, "--jobs", -1)
+    assert result.returncode == 1 and "--jobs must be >= 0" in result.stderr
+
+
+def test_output_folder_inside_the_input_folder_is_not_read(tmp_path, model_path):
+    np.save(tmp_path / "a.npy", keyframes(41, 1))
+    for _ in range(2):
+        result = run_msf("recover", tmp_path, "-o", tmp_path / "out", "--model", model_path)
+        assert result.returncode == 0, result.stderr
+    assert sorted(files_under(tmp_path / "out")) == ["a.npy"]
+
+
+def test_detector_formats_through_a_batch(tmp_path):
+    """COCO files and an OpenPose folder, recovered in one batch as one at a time would."""
+    rng = np.random.default_rng(5)
+    frames = np.arange(0, 101, 10)
+    def found(fmt):
+        tracks = [detectors.PersonTrack(i, frames, rng.uniform(100, 600, (len(frames), 17, 2)),
+                                        rng.uniform(0.5, 1, (len(frames), 17))) for i in range(2)]
+        return detectors.Detections("coco17", tracks, 101, None, fmt)
+    (tmp_path / "in" / "video").mkdir(parents=True)
+    detectors.write(tmp_path / "in" / "a.json", found("coco"))
+    detectors.write(tmp_path / "in" / "video", found("openpose"))
+    model = ["--model", "h36m17-2d", "--image-size", 640, 480]
+    result = run_msf("recover", tmp_path / "in", "-o", tmp_path / "out", *model, "--jobs", 2)
+    assert result.returncode == 0, result.stderr
+    out = files_under(tmp_path / "out")
+    assert "a.json" in out and len([n for n in out if n.startswith("video/")]) == 101
+    (tmp_path / "single").mkdir()
+    for name in ("a.json", "video"):
+        result = run_msf("recover", tmp_path / "in" / name, "-o", tmp_path / "single" / name, *model)
+        assert result.returncode == 0, result.stderr
+    assert files_under(tmp_path / "single") == out
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory, model_path, backend):
+    """Inputs that take a few seconds, and the outputs of an uninterrupted run of them."""
+    root = tmp_path_factory.mktemp("big")
+    (root / "in").mkdir()
+    n_frames = 20001 if backend == "cpp" else 2001  # NumPy is about 10x slower
+    for i in range(16):
+        np.save(root / "in" / f"t{i:02d}.npy", keyframes(n_frames, i))
+    refiner = msf.Refiner.load(model_path)
+    args = cli.parser().parse_args(["recover", str(root / "in"), "-o", str(root / "ref"), "--model", str(model_path)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the videos' assumed lengths, said once per file
+        summary = batch.run([root / "in"], root / "ref", cli.partial(cli._recover_path, args), refiner)
+    assert summary.status == 0 and summary.done == 16
+    return root
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+@pytest.mark.parametrize("how, jobs", [("SIGINT", 2), ("SIGTERM", 1), ("kill a worker", 2)])
+def test_interrupted_runs_leave_nothing_partial_and_resume(tmp_path, big, model_path, how, jobs):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "msf", "recover", str(big / "in"), "-o", str(out), "--model", str(model_path),
+               "--jobs", str(jobs)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(p.is_file() for p in out.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if how == "kill a worker":
+        workers = [c for c in _children(process.pid)
+                   if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+        os.kill(workers[0], signal.SIGKILL)
+    else:
+        process.send_signal(getattr(signal, how))
+    stderr = process.communicate(timeout=120)[1]
+    expected_status = {"SIGINT": 130, "SIGTERM": 143, "kill a worker": 1}[how]
+    assert process.returncode == expected_status, stderr
+    assert "stopped" in stderr and "run again to resume" in stderr and "Traceback" not in stderr
+    partial = files_under(out)
+    assert 0 < len(partial) < 16 and no_temporaries(out)
+    reference = files_under(big / "ref")
+    assert all(reference[name] == content for name, content in partial.items())  # nothing half-written
+    result = run_msf("recover", big / "in", "-o", out, "--model", model_path, "--jobs", 2)
+    assert result.returncode == 0, result.stderr
+    assert f"{16 - len(partial)} done, 0 failed, {len(partial)} skipped" in result.stderr
+    assert files_under(out) == reference
+
+
+def test_a_run_killed_outright_leaves_temporaries_the_next_run_removes(tmp_path, model_path):
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "a.npy", keyframes(41, 1))
+    stale = tmp_path / "out" / ".msf-tmp-999999-a.npy"
+    stale.mkdir(parents=True)
+    (stale / "a.npy").write_bytes(b"half")
+    result = run_msf("recover", tmp_path / "in", "-o", tmp_path / "out", "--model", model_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(files_under(tmp_path / "out")) == ["a.npy"]
+
+
+def test_atomic_output_replaces_files_and_folders(tmp_path):
+    target = tmp_path / "x"
+    for make in (lambda p: p.write_text("file"), lambda p: (p.mkdir(), (p / "f").write_text("folder")),
+                 lambda p: p.write_text("file again")):
+        with msf.files.atomic_output(target) as temporary:
+            assert temporary.name == "x" and temporary.parent != tmp_path
+            make(temporary)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+    assert target.read_text() == "file again"
+    with pytest.raises(KeyboardInterrupt):
+        with msf.files.atomic_output(tmp_path / "y") as temporary:
+            temporary.write_text("partial")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend as backends_, sequence, weights
+from . import backend as backends_, live, sequence, weights
 from .config import Config
 from .errors import InputError, WeightsError
 from .inputs import real_array
@@ -138,8 +138,22 @@ class Refiner:
                                 keyframes, n_frames, image_size=image_size, stride=stride, scores=scores,
                                 min_score=min_score)
 
-    def stream(self, *, image_size=None, stride: int | None = None) -> sequence.Stream:
-        """An online recover() for one person: see msf.sequence.Stream (push, finish, latency)."""
+    def stream(self, *, image_size=None, stride: int | None = None, latency: str = "window"):
+        """An online recover() for one person, fed the detections on frames 0, K, 2K, ... one by one.
+
+        latency="window" (default): msf.sequence.Stream, exactly recover()'s frames, each (Q+1)K to (Q+2)K
+        frames after it (push, finish). latency="keyframe": msf.live.LiveStream, each frame within K frames
+        of its detection, from the window ending on the newest detection (push only; stride does not apply;
+        a missing joint holds its last detection)."""
+        if latency == "keyframe":
+            if stride is not None:
+                raise InputError("stride applies to latency='window' streams only (a live stream runs one window "
+                                 "per detection)")
+            return live.LiveStream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
+                                   image_size=image_size)
+        if latency != "window":
+            raise InputError(f"latency must be 'window' (recover()'s frames) or 'keyframe' (each frame within K "
+                             f"frames of its detection), got {latency!r}")
         return sequence.Stream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
                                image_size=image_size, stride=stride)
 

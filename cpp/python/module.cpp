@@ -241,6 +241,13 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(tensors, file.metadata);
     }, "The C++ safetensors reader, exposed for tests: bytes -> (tensors, metadata)");
 
+    // The reader's limits, which msf.weights must share (tests/test_weights.py compares them).
+    m.attr("MAX_HEADER_BYTES") = msf::kMaxHeaderBytes;
+    m.attr("MAX_JSON_DEPTH") = msf::kMaxJsonDepth;
+    m.attr("MAX_INTEGER_DIGITS") = msf::kMaxIntegerDigits;
+    m.attr("MAX_SHAPE_DIMS") = msf::kMaxShapeDims;
+    m.attr("MAX_SHAPE_ELEMENTS") = msf::kMaxShapeElements;
+
     py::module_ k = m.def_submodule("kernels", "Single operators, for tests against msf.reference");
     bind_kernels(k);
 }

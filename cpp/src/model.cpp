@@ -249,7 +249,8 @@ void check_metadata(const Metadata& metadata, const Config& c) {
     if (joints == p.end() && dims == p.end()) return;
     long long d = 0;
     const long long j = joints == p.end() ? -1 : json_array_length(joints->second);
-    if (j < 0 || dims == p.end() || !json_integer(dims->second, d) || d < 1 || j * d != c.P)
+    // d <= P first: j * d must not overflow (j is at most the text's length)
+    if (j < 0 || dims == p.end() || !json_integer(dims->second, d) || d < 1 || d > c.P || j * d != c.P)
         throw WeightsError("metadata pose must give a list of J joint names and D dims with J*D = P = " +
                            std::to_string(c.P));
 }

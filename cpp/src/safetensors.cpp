@@ -17,9 +17,6 @@
 namespace msf {
 namespace {
 
-constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;
-constexpr int kMaxDepth = 64;
-
 [[noreturn]] void fail(const std::string& msg) { throw WeightsError("safetensors: " + msg); }
 
 // Names and tokens come from the file: keep them short and free of control bytes in messages.
@@ -87,7 +84,9 @@ void append_utf8(std::string& out, uint32_t cp) {
 // building only what it keeps (no generic tree, whose size could dwarf the header).
 class Json {
 public:
-    Json(const char* p, size_t n) : p_(p), n_(n) {}
+    // unique_keys: validate() also refuses an object that repeats a key, at any depth (the metadata JSON;
+    // the header's schema pass names its own duplicates).
+    Json(const char* p, size_t n, bool unique_keys = false) : p_(p), n_(n), unique_keys_(unique_keys) {}
 
     [[noreturn]] void syntax(const std::string& what) const {
         fail("header JSON syntax error at byte " + std::to_string(pos_) + (pos_ < n_ ? "" : " (end of header)") +
@@ -95,14 +94,14 @@ public:
     }
 
     void validate() {
-        skip_value(1);
+        skip_value(0);
         peek();
         if (pos_ != n_) syntax("trailing characters after the top-level value");
         pos_ = 0;
     }
 
     // Skips one value (already validated) and tells where the reader stands.
-    void skip() { skip_value(1); }
+    void skip() { skip_value(0); }
     size_t position() {
         peek();
         return pos_;
@@ -146,21 +145,32 @@ public:
         }
     }
 
-    // Returns the number's text; callers that need a value interpret it.
+    // Returns the number's text; callers that need a value interpret it. An integer literal (no fraction,
+    // no exponent) has at most kMaxIntegerDigits digits, as Python's json reads it.
     std::string number() {
         peek();
         const size_t start = pos_;
         if (pos_ < n_ && p_[pos_] == '-') ++pos_;
+        const size_t first_digit = pos_;
         if (pos_ < n_ && p_[pos_] == '0') ++pos_;
         else if (!digits()) syntax("invalid value");
+        const size_t integer_digits = pos_ - first_digit;
+        bool integer = true;
         if (pos_ < n_ && p_[pos_] == '.') {
             ++pos_;
+            integer = false;
             if (!digits()) syntax("missing digits after decimal point");
         }
         if (pos_ < n_ && (p_[pos_] == 'e' || p_[pos_] == 'E')) {
             ++pos_;
+            integer = false;
             if (pos_ < n_ && (p_[pos_] == '+' || p_[pos_] == '-')) ++pos_;
             if (!digits()) syntax("missing digits in exponent");
+        }
+        if (integer && integer_digits > kMaxIntegerDigits) {
+            pos_ = start;
+            syntax("an integer of " + std::to_string(integer_digits) + " digits, over the limit of " +
+                   std::to_string(kMaxIntegerDigits));
         }
         return std::string(p_ + start, pos_ - start);
     }
@@ -194,11 +204,14 @@ public:
     }
 
 private:
-    // Depth is capped, so recursion is bounded whatever the input.
+    // depth: the arrays and objects around the value. At most kMaxJsonDepth of them nest, so recursion is
+    // bounded whatever the input.
     void skip_value(int depth) {
-        if (depth > kMaxDepth) syntax("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
-        switch (peek()) {
-            case '{': members([&](const std::string&) { skip_value(depth + 1); }); break;
+        const char c = peek();
+        if ((c == '{' || c == '[') && depth >= kMaxJsonDepth)
+            syntax("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels of arrays and objects");
+        switch (c) {
+            case '{': skip_object(depth + 1); break;
             case '[': elements([&] { skip_value(depth + 1); }); break;
             case '"': string(); break;
             case 't': literal("true"); break;
@@ -206,6 +219,17 @@ private:
             case 'n': literal("null"); break;
             default: number();
         }
+    }
+
+    void skip_object(int depth) {
+        std::vector<std::string> keys;
+        members([&](std::string key) {
+            skip_value(depth);
+            if (unique_keys_) keys.push_back(std::move(key));
+        });
+        std::sort(keys.begin(), keys.end());
+        const auto dup = std::adjacent_find(keys.begin(), keys.end());
+        if (dup != keys.end()) fail("duplicate key " + printable(*dup) + " in a JSON object");
     }
 
     void literal(const char* word) {
@@ -249,6 +273,7 @@ private:
 
     const char* p_;
     size_t n_;
+    bool unique_keys_;
     size_t pos_ = 0;
 };
 
@@ -345,6 +370,8 @@ Range read_entry(Json& json, const std::string& name, StTensor& t, uint64_t data
         } else if (key == "shape") {
             if (json.peek() != '[') fail(ctx + "shape must be an array");
             json.elements([&] {
+                if (t.shape.size() == kMaxShapeDims)
+                    fail(ctx + "shape has more than " + std::to_string(kMaxShapeDims) + " dimensions");
                 const uint64_t dim = read_uint(json, std::numeric_limits<int64_t>::max(), ctx + "shape entry");
                 t.shape.push_back(static_cast<int64_t>(dim));
             });
@@ -367,17 +394,17 @@ Range read_entry(Json& json, const std::string& name, StTensor& t, uint64_t data
         if (t.dtype == d.name) dtype = &d;
     if (!dtype) fail(ctx + "unsupported dtype " + printable(t.dtype) + " (supported: F32, F64, F16, BF16)");
 
-    // A zero dimension makes the tensor empty whatever the others are, so only nonzero products can overflow.
+    // A zero dimension makes the tensor empty, but the nonzero ones must still multiply to at most
+    // kMaxShapeElements (as in NumPy, and so in msf.weights: no array of shape [0, 2**61] exists there).
     uint64_t numel = 1;
-    bool empty = false, overflow = false;
+    bool empty = false;
     for (int64_t dim : t.shape) {
         const uint64_t d = static_cast<uint64_t>(dim);
         if (d == 0) empty = true;
-        else if (numel > std::numeric_limits<uint64_t>::max() / d) overflow = true;
+        else if (numel > kMaxShapeElements / d) fail(ctx + "shape has too many elements (over 2^61 - 1 without its zeros)");
         else numel *= d;
     }
     if (empty) numel = 0;
-    else if (overflow) fail(ctx + "shape has too many elements");
 
     const uint64_t begin = offsets[0], end = offsets[1];
     if (begin > end) fail(ctx + "data_offsets begin " + std::to_string(begin) + " is after end " + std::to_string(end));
@@ -463,7 +490,7 @@ StFile parse_safetensors(const uint8_t* bytes, size_t size) {
 }
 
 std::map<std::string, std::string> json_object_members(const std::string& text) {
-    Json json(text.data(), text.size());
+    Json json(text.data(), text.size(), /*unique_keys=*/true);
     json.validate();
     if (json.peek() != '{') fail("metadata value is not a JSON object");
     std::map<std::string, std::string> out;

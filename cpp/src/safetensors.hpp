@@ -8,6 +8,16 @@
 
 namespace msf {
 
+// Limits on untrusted files. msf.weights (the Python reader) uses the same numbers; the binding exposes
+// them (msf._core.MAX_HEADER_BYTES, ...) and tests/test_weights.py checks that they agree.
+constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;  // header length field, in bytes
+constexpr int kMaxJsonDepth = 64;         // nested arrays and objects in the header and the metadata JSON
+constexpr size_t kMaxIntegerDigits = 4300;  // digits of an integer literal (Python's int-from-string limit)
+constexpr size_t kMaxShapeDims = 64;      // entries of a shape (NumPy's limit)
+// The product of a shape's nonzero dimensions: at most this many elements, so that the tensor as float32
+// spans at most INT64_MAX bytes (NumPy's limit: an empty tensor of shape [0, 2**61] cannot exist there).
+constexpr uint64_t kMaxShapeElements = static_cast<uint64_t>(INT64_MAX) / 4;
+
 struct StTensor {
     std::string dtype;               // as in the file: "F32", "F64", "F16", "BF16"
     std::vector<int64_t> shape;

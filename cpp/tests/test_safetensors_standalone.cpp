@@ -244,19 +244,57 @@ void test_json_syntax() {
     for (const char* s : bad) EXPECT_ERROR(header_only(s), "syntax");
     EXPECT_ERROR(header_only(std::string("{\"a\":1}\0", 8)), "syntax");
 
-    // Depth: 64 levels parse (then fail the schema), 65 do not, and deep input never recurses further.
+    // Depth: 64 nested arrays and objects parse (then fail the schema), 65 do not, whatever the innermost
+    // holds, and deep input never recurses further.
     const std::string ok = std::string(64, '[') + std::string(64, ']');
     EXPECT_ERROR(header_only(ok), "must be a JSON object");
+    EXPECT_ERROR(header_only(std::string(64, '[') + "1" + std::string(64, ']')), "must be a JSON object");
     EXPECT_ERROR(header_only(std::string(65, '[') + std::string(65, ']')), "nesting");
+    EXPECT_ERROR(header_only(std::string(65, '[') + "1" + std::string(65, ']')), "nesting deeper than 64");
     EXPECT_ERROR(header_only(std::string(1000000, '[')), "nesting");
     EXPECT_ERROR(header_only(std::string(500000, '{')), "syntax");
     std::string deep_obj;
     for (int i = 0; i < 100000; ++i) deep_obj += "{\"a\":";
     EXPECT_ERROR(header_only(deep_obj), "nesting");
 
+    // Integer literals have at most 4300 digits (Python's json refuses more); floats any number.
+    const std::string digits4300(4300, '7');
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":" + digits4300 + "}}"), "must be a string");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":-" + digits4300 + "}}"), "must be a string");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":" + digits4300 + "1}}"), "an integer of 4301 digits");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":-" + digits4300 + "1}}"), "an integer of 4301 digits");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":" + digits4300 + "1.5}}"), "must be a string");
+    EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":" + digits4300 + "1e5}}"), "must be a string");
+
     // All value kinds are accepted by the syntax pass; these fail only on the schema.
     EXPECT_ERROR(header_only("{\"__metadata__\":{\"k\":[true,false,null,-0.5e-3,1E+2,{\"x\":\"\\u0000\"}]}}"),
                  "must be a string");
+}
+
+// The metadata JSON reader (config, pose): repeated keys are refused at every depth.
+void test_metadata_json() {
+    CHECK(msf::json_object_members("{\"a\":{\"b\":1,\"c\":[{\"b\":2}]},\"b\":3}").size() == 2);
+    auto expect = [](const std::string& text, const std::string& needle, int line) {
+        try {
+            msf::json_object_members(text);
+            std::fprintf(stderr, "line %d: expected WeightsError containing \"%s\"\n", line, needle.c_str());
+            ++g_failures;
+        } catch (const msf::WeightsError& e) {
+            if (std::string(e.what()).find(needle) == std::string::npos) {
+                std::fprintf(stderr, "line %d: message \"%s\" lacks \"%s\"\n", line, e.what(), needle.c_str());
+                ++g_failures;
+            }
+        }
+    };
+    expect("{\"a\":1,\"a\":2}", "duplicate key 'a'", __LINE__);
+    expect("{\"x\":{\"a\":1,\"a\":2}}", "duplicate key 'a'", __LINE__);
+    expect("{\"x\":[0,{\"b\":1,\"\\u0062\":2}]}", "duplicate key 'b'", __LINE__);  // escapes decoded first
+    expect("{\"x\":NaN}", "syntax", __LINE__);
+    expect("{\"x\":\"\\ud800\"}", "unpaired high surrogate", __LINE__);
+    CHECK(msf::json_object_members("{\"x\":" + std::string(63, '[') + "1" + std::string(63, ']') + "}").size() == 1);
+    expect("{\"x\":" + std::string(64, '[') + std::string(64, ']') + "}", "nesting deeper than 64", __LINE__);
+    expect("{\"x\":" + std::string(4301, '9') + "}", "an integer of 4301 digits", __LINE__);
+    CHECK(msf::json_object_members("{\"x\":" + std::string(4300, '9') + "}").at("x").size() == 4300);
 }
 
 void test_schema() {
@@ -304,9 +342,31 @@ void test_schema() {
     EXPECT_ERROR(shape("[9223372036854775807,3]"), "too many elements");
     EXPECT_ERROR(shape("[3]"), "span 8 bytes");
     EXPECT_ERROR(shape("[1]"), "span 8 bytes");
-    EXPECT_ERROR(shape("[4611686018427387904]"), "span 8 bytes");  // numel * 4 wraps to 0 without a check
-    CHECK(parse(one_tensor("{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,9223372036854775807],"
-                           "\"data_offsets\":[0,0]}", 0)).tensors.at("t").data.empty());
+    EXPECT_ERROR(shape("[4611686018427387904]"), "too many elements");  // numel * 4 would wrap to 0
+    EXPECT_ERROR(shape("[2305843009213693951]"), "span 8 bytes");  // the largest count: numel * 4 fits
+    // Empty tensors: a zero dimension, and nonzero ones whose product is at most kMaxShapeElements = 2^61 - 1
+    // (as float32 at most INT64_MAX bytes: NumPy's limit, and so msf.weights').
+    auto empty = [](const std::string& s) {
+        return one_tensor("{\"dtype\":\"F32\",\"shape\":" + s + ",\"data_offsets\":[0,0]}", 0);
+    };
+    CHECK(parse(empty("[0,2305843009213693951]")).tensors.at("t").data.empty());
+    CHECK(parse(empty("[1073741824,0,2147483647]")).tensors.at("t").shape.size() == 3);
+    EXPECT_ERROR(empty("[0,2305843009213693952]"), "too many elements");
+    EXPECT_ERROR(empty("[0,9223372036854775807,9223372036854775807]"), "too many elements");
+    EXPECT_ERROR(empty("[4294967296,0,4294967296]"), "too many elements");
+
+    // At most kMaxShapeDims = 64 dimensions, empty or not.
+    std::string dims64 = "[1", dims65;
+    for (int i = 1; i < 64; ++i) dims64 += ",1";
+    dims65 = dims64 + ",1]";
+    dims64 += "]";
+    CHECK(parse(one_tensor("{\"dtype\":\"F32\",\"shape\":" + dims64 + ",\"data_offsets\":[0,4]}", 4))
+              .tensors.at("t").shape.size() == 64);
+    EXPECT_ERROR(one_tensor("{\"dtype\":\"F32\",\"shape\":" + dims65 + ",\"data_offsets\":[0,4]}", 4),
+                 "shape has more than 64 dimensions");
+    std::string zeros65 = "[0";
+    for (int i = 1; i < 65; ++i) zeros65 += ",0";
+    EXPECT_ERROR(empty(zeros65 + "]"), "more than 64 dimensions");
 
     // Offsets.
     auto offsets = [](const std::string& s) {
@@ -502,6 +562,7 @@ int main() {
     test_framing();
     test_utf8();
     test_json_syntax();
+    test_metadata_json();
     test_schema();
     test_tiling();
     test_file_io();

@@ -19,6 +19,7 @@ _BLOCK = ("synth_att.reweight.fc1", "synth_att.reweight.fc2", "synth_att.proj", 
 # (real models need less workspace than they have weights); the C++ loader uses the same two numbers.
 WORKSPACE_PER_WEIGHT = 16
 WORKSPACE_ALLOWANCE = 1 << 22
+MAX_SIZE = 1 << 24  # any one size (T, Q+1, C, P, ...) read from a shape; the C++ loader's cap too
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class Config:
             shape = tuple(shapes[name])
             if len(shape) != 2:
                 raise WeightsError(f"tensor {name!r} has shape {list(shape)}, expected a 2-D weight")
+            if shape[axis] > MAX_SIZE:
+                raise WeightsError(f"tensor {name!r} is implausibly large: {list(shape)} (each model size is at "
+                                   f"most {MAX_SIZE})")
             return int(shape[axis])
 
         T, Q1 = dim("l_interp.weight", 0), dim("l_interp.weight", 1)

@@ -1,7 +1,6 @@
 """A MixSynthFormer: its config, its float32 tensors and its pose convention, checked for consistency."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from .config import Config
 from .errors import WeightsError
-from .weights import Weights
+from .weights import Weights, loads
 
 FORMAT = "msf"
 FORMAT_VERSION = "1"
@@ -17,12 +16,13 @@ _TINY = np.finfo(np.float32).tiny  # the smallest normal float32; nonzero values
 
 
 def _json_object(metadata: Mapping[str, str], key: str) -> dict | None:
+    """The metadata entry as a JSON object, read as strictly as the C++ loader reads it (msf.weights.loads:
+    depth, integer digits, NaN, lone surrogates, repeated keys)."""
     if key not in metadata:
         return None
-    try:
-        value = json.loads(metadata[key])
-    except json.JSONDecodeError as e:
-        raise WeightsError(f"metadata {key!r} is not valid JSON: {e}") from None
+    if not isinstance(metadata[key], str):
+        raise WeightsError(f"metadata {key!r} must be a string of JSON, not {type(metadata[key]).__name__}")
+    value = loads(metadata[key], f"metadata {key!r}")
     if not isinstance(value, dict):
         raise WeightsError(f"metadata {key!r} must be a JSON object")
     return value
@@ -66,20 +66,24 @@ class Model:
                 raise WeightsError("metadata config disagrees with the tensor shapes "
                                    + ", ".join(f"{k}: stated {s}, shapes give {i}" for k, (s, i) in disagree.items()))
         kept = {}
-        for name in config.expected_shapes():
+        expected = config.expected_shapes()
+        for name in tensors:  # the expected ones, and unused value_reduce tensors: checked (as in C++), dropped
             with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
                 array = np.ascontiguousarray(tensors[name], dtype=np.float32)
             if not np.isfinite(array).all():
                 raise WeightsError(f"tensor {name!r} contains NaN or infinite values (or values beyond float32 range)")
+            if name not in expected:
+                continue
             subnormal = (array != 0) & (np.abs(array) < _TINY)
             if subnormal.any():  # as the C++ loader does: they would act as zero there (FTZ/DAZ) and be slow
                 array = np.where(subnormal, np.float32(0), array)
             array.flags.writeable = False
             kept[name] = array
+        kept = {name: kept[name] for name in expected}
         config.check_workspace()
         pose = _json_object(metadata, "pose") or {}
         joints, dims = pose.get("joints"), pose.get("dims")
-        if joints is not None or dims is not None:
+        if "joints" in pose or "dims" in pose:  # present, even as null, they must describe P (as in C++)
             if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
                     and dims > 0 and len(joints) * dims == config.P):
                 raise WeightsError(f"metadata pose has joints={joints!r}, dims={dims!r}: expected a list of J "

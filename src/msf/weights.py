@@ -3,11 +3,21 @@
 Weight files are untrusted: every length, offset and shape is checked before any byte is used, the
 tensors must tile the data section exactly (no shared bytes, no stray ones), and nothing in a file is
 executed. Any malformed input raises WeightsError.
+
+This reader and the C++ one (cpp/src/safetensors.cpp) give the same verdict on every file, with the same
+limits (the C++ ones are exposed as msf._core.MAX_*; tests/test_weights.py checks they are equal):
+the header is at most MAX_HEADER_BYTES; JSON (the header, and the `config` and `pose` metadata read by
+msf.model through `loads`) is strict RFC 8259 without NaN/Infinity, lone surrogate escapes or repeated
+keys, nests at most MAX_JSON_DEPTH arrays and objects, and has integers of at most MAX_INTEGER_DIGITS
+digits; a shape has at most MAX_SHAPE_DIMS entries whose nonzero ones multiply to at most
+MAX_SHAPE_ELEMENTS.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import reprlib
 import struct
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -16,7 +26,11 @@ import numpy as np
 
 from .errors import WeightsError
 
-MAX_HEADER_BYTES = 100 << 20
+MAX_HEADER_BYTES = 100_000_000  # the header length field's cap, in bytes (C++: kMaxHeaderBytes)
+MAX_JSON_DEPTH = 64  # nested arrays and objects (C++: kMaxJsonDepth)
+MAX_INTEGER_DIGITS = 4300  # digits of a JSON integer: Python's int-from-string limit (C++: kMaxIntegerDigits)
+MAX_SHAPE_DIMS = 64  # NumPy's limit (C++: kMaxShapeDims)
+MAX_SHAPE_ELEMENTS = (2**63 - 1) // 4  # nonzero dims' product: as float32 at most 2**63 - 1 bytes (NumPy's limit)
 _ITEMSIZE = {"F32": 4, "F64": 8, "F16": 2, "BF16": 2}
 _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
 
@@ -29,20 +43,106 @@ class Weights:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+class _Refused(Exception):
+    """Raised by the JSON hooks; loads() turns it into a WeightsError naming the document."""
+
+
+class _NegativeZero(int):
+    """The JSON integer -0 in the header: 0, but refused where a non-negative integer is needed (as in C++)."""
+
+
 def _no_duplicates(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        keys = [k for k, _ in pairs]
         dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise WeightsError(f"safetensors header has duplicate keys: {dup}")
-    return dict(pairs)
+        raise _Refused(f"has duplicate keys: {_short(dup)}")
+    return out
 
 
 def _reject_constant(name: str):
-    raise WeightsError(f"safetensors header contains the non-JSON constant {name}")
+    raise _Refused(f"contains the non-JSON constant {name}")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise _Refused(f"has an integer of {digits} digits, over the limit of {MAX_INTEGER_DIGITS}")
+    return int(text)
+
+
+def _parse_header_int(text: str) -> int:
+    return _NegativeZero(0) if text == "-0" else _parse_int(text)
+
+
+def _make_short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother, r.maxlong = 2, 8, 8, 60, 60, 40
+    return r
+
+
+_short = _make_short_repr().repr  # values from the file in messages: bounded whatever they hold
+
+
+# A JSON string, up to its closing quote or the end of the text: it never fails to match, so stripping
+# strings takes one pass however the text is malformed.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def json_depth(text: str) -> int:
+    """How many arrays and objects nest in JSON text (brackets inside strings not counted), found without
+    recursion and in bounded memory, so that deep text is refused before json.loads recurses into it."""
+    brackets = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)
+    depth, chunk = 0, 1 << 20
+    for start in range(0, len(brackets), chunk):
+        code = np.frombuffer(brackets, dtype=np.uint8, count=min(chunk, len(brackets) - start), offset=start)
+        level = np.cumsum(np.where((code == ord("[")) | (code == ord("{")), 1, -1)) + depth
+        if level.max() > MAX_JSON_DEPTH:  # no need to look further
+            return int(level.max())
+        depth = int(level[-1])
+    return depth
+
+
+def _check_strings(value, what: str) -> None:
+    """Refuses strings (keys too) holding a lone surrogate, which JSON's \\uD800 escapes can produce
+    but UTF-8 (and so the C++ reader) cannot represent."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise WeightsError(f"{what} has a lone surrogate (U+D800..U+DFFF, e.g. from an unpaired \\uD800 "
+                                   f"escape), which UTF-8 cannot encode, in the string {_short(v)}") from None
+
+
+def loads(text: str, what: str, *, _header: bool = False):
+    """Parses untrusted JSON text as both msf readers do (see the module docstring); `what` names it in
+    the WeightsError raised for anything refused (e.g. "metadata 'pose'")."""
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise WeightsError(f"{what} nests arrays and objects {depth} deep, over the limit of {MAX_JSON_DEPTH}")
+    _check_strings(text, what)
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                           parse_int=_parse_header_int if _header else _parse_int)
+    except _Refused as e:
+        raise WeightsError(f"{what} {e}") from None
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise WeightsError(f"{what} is not valid JSON: {e}") from None
+    _check_strings(value, what)
+    return value
 
 
 def _is_index(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return type(v) is int and v >= 0  # not bool, not -0
 
 
 def _decode(raw: memoryview, dtype: str, count: int) -> np.ndarray:
@@ -56,12 +156,22 @@ def _decode(raw: memoryview, dtype: str, count: int) -> np.ndarray:
 def parse(data: bytes | bytearray | memoryview) -> Weights:
     """Parses a whole safetensors file held in memory. F16, BF16 and F64 tensors are converted to float32."""
     view = memoryview(data).cast("B")
+    try:
+        return _parse(view)
+    except WeightsError:
+        # Only a file that fails as safetensors is called a PyTorch file: a valid header of 640 bytes
+        # starts with the bytes 80 02 too.
+        if bytes(view[:4]) == b"PK\x03\x04" or bytes(view[:2]) in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
+            raise WeightsError("this is a PyTorch file (zip archive or pickle), not msf weights: convert it "
+                               "with `msf convert CHECKPOINT -o model.safetensors` (tools/convert_weights.py)"
+                               ) from None
+        raise
+
+
+def _parse(view: memoryview) -> Weights:
     size = len(view)
     if size < 8:
         raise WeightsError(f"not a safetensors file: {size} bytes, shorter than the 8-byte header length")
-    if bytes(view[:4]) == b"PK\x03\x04" or bytes(view[:2]) in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
-        raise WeightsError("this is a PyTorch file (zip archive or pickle), not msf weights: convert it with "
-                           "`msf convert CHECKPOINT -o model.safetensors` (tools/convert_weights.py)")
     (header_len,) = struct.unpack("<Q", view[:8])
     if header_len > MAX_HEADER_BYTES:
         raise WeightsError(f"safetensors header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte cap "
@@ -71,11 +181,9 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
                            f"{size - 8} bytes follow")
     try:
         text = bytes(view[8:8 + header_len]).decode("utf-8")
-        header = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except UnicodeDecodeError as e:
         raise WeightsError(f"safetensors header is not valid UTF-8: {e}") from None
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise WeightsError(f"safetensors header is not valid JSON: {e}") from None
+    header = loads(text, "safetensors header", _header=True)
     if not isinstance(header, dict):
         raise WeightsError("safetensors header must be a JSON object")
     metadata = header.pop("__metadata__", {})
@@ -89,13 +197,21 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
             raise WeightsError(f"tensor {name!r}: entry must be an object with exactly dtype, shape, "
                                f"data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in _ITEMSIZE:
-            raise WeightsError(f"tensor {name!r}: unsupported dtype {dtype!r} (msf reads F32, F64, F16, BF16)")
+        if not isinstance(dtype, str) or dtype not in _ITEMSIZE:
+            raise WeightsError(f"tensor {name!r}: unsupported dtype {_short(dtype)} (msf reads F32, F64, F16, BF16)")
         if not isinstance(shape, list) or not all(_is_index(s) for s in shape):
-            raise WeightsError(f"tensor {name!r}: shape {shape!r} must be a list of non-negative integers")
+            raise WeightsError(f"tensor {name!r}: shape {_short(shape)} must be a list of non-negative integers")
+        if len(shape) > MAX_SHAPE_DIMS:
+            raise WeightsError(f"tensor {name!r}: shape has {len(shape)} dimensions, more than {MAX_SHAPE_DIMS}")
+        nonzero = 1
+        for s in shape:
+            nonzero *= s or 1
+            if nonzero > MAX_SHAPE_ELEMENTS:
+                raise WeightsError(f"tensor {name!r}: shape has too many elements (its nonzero dimensions "
+                                   f"multiply to over 2^61 - 1): {_short(shape)}")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_index(o) for o in offsets)
                 or offsets[0] > offsets[1]):
-            raise WeightsError(f"tensor {name!r}: data_offsets {offsets!r} must be [begin, end] with "
+            raise WeightsError(f"tensor {name!r}: data_offsets {_short(offsets)} must be [begin, end] with "
                                f"0 <= begin <= end")
         begin, end = offsets
         count = 1

@@ -146,6 +146,35 @@ def test_legacy_checkpoint_needs_torch(torch, tmp_path):
     assert json.loads(weights.read(out).metadata["source"])["fields"] == {"epoch": 3}
 
 
+@pytest.mark.parametrize("keep", [40, 0.5])
+def test_truncated_legacy_checkpoint_is_a_checkpoint_error_naming_the_file(torch, tmp_path, keep):
+    """issue 11, item 9: tools/convert_weights.py let torch.load's EOFError (or RuntimeError) out raw."""
+    from torch_model import random_model
+    legacy = tmp_path / "legacy.pth.tar"
+    torch.save({"epoch": 3, "state_dict": random_model(*OFFICIAL["pw3d"]).state_dict()}, legacy,
+               _use_new_zipfile_serialization=False)
+    data = legacy.read_bytes()
+    truncated = tmp_path / "truncated.pth.tar"
+    truncated.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
+    out = tmp_path / "out.safetensors"
+    tool = TOOLS / "convert_weights.py"
+    result = subprocess.run([sys.executable, str(tool), str(truncated), "-o", str(out)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1 and not out.exists(), result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"msf convert: error: {truncated}: legacy (pre-1.6) torch.save format, and torch.load cannot read it " \
+           f"(truncated or corrupted?)" in result.stderr, result.stderr
+    sys.path.insert(0, str(TOOLS))
+    try:
+        import convert_weights
+    finally:
+        sys.path.remove(str(TOOLS))
+    with pytest.raises(CheckpointError, match="truncated.pth.tar: legacy"):
+        convert_weights.resave_legacy(truncated, str(tmp_path))
+    with pytest.raises(msf.checkpoint.LegacyFormatError, match="truncated.pth.tar: legacy"):  # msf convert itself
+        convert(truncated, out)
+
+
 def test_bare_state_dict_with_module_prefix_without_torch(tmp_path, backend):
     config = official_config(*OFFICIAL["jhmdb"])
     state = random_state_dict(config, seed=2)

@@ -17,12 +17,14 @@ try:
 except ImportError:  # run from a source checkout where msf is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from msf.cli import main
-from msf.checkpoint import LegacyFormatError, load_checkpoint
+from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint
+from msf.errors import Error
 
 
 def resave_legacy(path: Path, directory: str) -> Path | None:
     """A zip-format copy (same file name, in `directory`) of a legacy checkpoint, or None if it is not one
-    or torch is missing (then msf convert reports the legacy format itself)."""
+    or torch is missing (then msf convert reports the legacy format itself). Raises CheckpointError naming
+    the file when torch cannot read it (truncated, corrupted, or refused by weights_only)."""
     try:
         load_checkpoint(path)
         return None
@@ -35,7 +37,14 @@ def resave_legacy(path: Path, directory: str) -> Path | None:
     except ImportError:
         return None
     copy = Path(directory) / path.name
-    torch.save(torch.load(path, map_location="cpu", weights_only=True), copy)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # EOFError, RuntimeError, pickle.UnpicklingError, ...: torch's, not ours to show raw
+        detail = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{path}: legacy (pre-1.6) torch.save format, and torch.load cannot read it "
+                              f"(truncated or corrupted?): {type(e).__name__}{': ' + detail if detail else ''}"
+                              ) from None
+    torch.save(state, copy)
     return copy
 
 
@@ -43,7 +52,11 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         if argv and not argv[0].startswith("-") and Path(argv[0]).is_file():
-            copy = resave_legacy(Path(argv[0]), tmp)
+            try:
+                copy = resave_legacy(Path(argv[0]), tmp)
+            except Error as e:
+                print(f"msf convert: error: {e}", file=sys.stderr)
+                sys.exit(1)
             if copy is not None:
                 print(f"{argv[0]}: legacy torch.save format, re-saved by torch for conversion", file=sys.stderr)
                 argv = [str(copy), *argv[1:]]

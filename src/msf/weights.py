@@ -90,15 +90,16 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
-def json_depth(text: str) -> int:
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     """How many arrays and objects nest in JSON text (brackets inside strings not counted), found without
-    recursion and in bounded memory, so that deep text is refused before json.loads recurses into it."""
+    recursion, in linear time and bounded memory, so that deep text is refused before json.loads recurses
+    into it. Exact up to `limit`; past it, some depth over `limit` (the scan stops early)."""
     brackets = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)
     depth, chunk = 0, 1 << 20
     for start in range(0, len(brackets), chunk):
         code = np.frombuffer(brackets, dtype=np.uint8, count=min(chunk, len(brackets) - start), offset=start)
         level = np.cumsum(np.where((code == ord("[")) | (code == ord("{")), 1, -1)) + depth
-        if level.max() > MAX_JSON_DEPTH:  # no need to look further
+        if level.max() > limit:  # no need to look further
             return int(level.max())
         depth = int(level[-1])
     return depth

@@ -88,6 +88,8 @@ _short = _make_short_repr().repr  # values from the file in messages: bounded wh
 # strings takes one pass however the text is malformed.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+# where json.loads can make a surrogate: a \uD800..\uDFFF escape (or a backslash and such text after it)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
@@ -138,7 +140,8 @@ def loads(text: str, what: str, *, _header: bool = False):
         raise WeightsError(f"{what} {e}") from None
     except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
         raise WeightsError(f"{what} is not valid JSON: {e}") from None
-    _check_strings(value, what)
+    if _SURROGATE_ESCAPE.search(text):  # else no string can hold one: no need to walk the document
+        _check_strings(value, what)
     return value
 
 

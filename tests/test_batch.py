@@ -220,3 +220,8 @@ def test_atomic_output_replaces_files_and_folders(tmp_path):
             temporary.write_text("partial")
             raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+
+
+def test_the_core_never_imports_ray():
+    code = "import sys, msf, msf.cli, msf.batch; sys.exit('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -81,7 +81,7 @@ def _is_openpose_folder(path: Path) -> bool:
     return detectors.sniff(path) == "openpose"
 
 
-def _walk(top: Path, base: Path, outdir: Path) -> Iterable[tuple[Path, Path]]:
+def _walk(top: Path, base: Path, outdir: Path | None) -> Iterable[tuple[Path, Path]]:
     """(input, name relative to base) under a directory, sorted, hidden names and the output folder left out."""
     if _is_openpose_folder(top):
         yield top, top.relative_to(base) if top != base else Path(top.resolve().name)
@@ -105,11 +105,12 @@ def _glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def expand(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for files, directories (recursive) and globs; InputError for an argument that
-    names nothing, for no inputs at all, and for two inputs that would write the same output."""
-    outdir = Path(outdir)
-    resolved_outdir = outdir.resolve()
+def expand(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike | None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for files, directories (recursive) and globs (outdir None: outputs are the
+    relative names alone); InputError for an argument that names nothing, for no inputs at all, and for
+    two inputs that would write the same output."""
+    outdir = Path(outdir) if outdir is not None else None
+    resolved_outdir = outdir.resolve() if outdir is not None else None
     found: dict[Path, tuple[Path, Path]] = {}  # by output, in order
     seen: set[Path] = set()
     for item in map(os.fspath, inputs):
@@ -134,7 +135,7 @@ def expand(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike) -> li
             if source.resolve() in seen:
                 continue
             seen.add(source.resolve())
-            output = outdir / name
+            output = outdir / name if outdir is not None else name
             if output in found:
                 raise InputError(f"{found[output][0]} and {source} would both be written to {output}: give "
                                  f"them separate runs, or their folders rather than the files")

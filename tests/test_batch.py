@@ -225,3 +225,37 @@ def test_atomic_output_replaces_files_and_folders(tmp_path):
 def test_the_core_never_imports_ray():
     code = "import sys, msf, msf.cli, msf.batch; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def copy_file(refiner, source, output, progress):
+    """A recover_file for msf.batch.run: copies, says it wrote `refiner` frames."""
+    progress()
+    output.write_bytes(source.read_bytes())
+    return refiner
+
+
+class Unloadable:
+    """Pickles, but cannot be unpickled in a worker process (as a model that is not there)."""
+
+    def __reduce__(self):
+        return _load_unloadable, ()
+
+
+def _load_unloadable():
+    import multiprocessing
+    if multiprocessing.parent_process() is not None:
+        raise msf.WeightsError("no such model here")
+    return Unloadable()
+
+
+def test_library_use_and_workers_without_a_model(tmp_path, capfd):
+    for i in range(5):
+        (tmp_path / f"{i}.json").write_text(str(i))
+    summary = batch.run([tmp_path / "*.json"], tmp_path / "out", copy_file, 7, jobs=2)
+    assert (summary.done, summary.frames, summary.status) == (5, 35, 0)
+    assert files_under(tmp_path / "out") == {f"{i}.json": str(i).encode() for i in range(5)}
+    summary = batch.run([tmp_path / "*.json"], tmp_path / "other", copy_file, Unloadable(), jobs=2)
+    assert summary.broken and (summary.status, summary.done, summary.not_done) == (1, 0, 5)
+    assert files_under(tmp_path / "other") == {}
+    err = capfd.readouterr().err
+    assert err.count("cannot load the model in a worker process: no such model here") == 1

@@ -197,7 +197,7 @@ def _init_worker(pickled: bytes, stop) -> None:
     _worker["stop"] = stop
     try:
         _worker["refiner"], _worker["recover_file"] = pickle.loads(pickled)
-    except Exception as e:  # noqa: BLE001 - e.g. a shipped model that differs here: said once, by the parent
+    except Exception as e:  # e.g. a shipped model that differs here: said once, by the parent
         _worker["error"] = f"cannot load the model in a worker process: {e}"
 
 
@@ -228,7 +228,7 @@ def _task(source: Path, output: Path, tag: str) -> tuple[str, object, list[str]]
             result = ("done", int(frames))
         except Stopped:
             return "stopped", None, []
-        except Exception as e:  # noqa: BLE001 - any failure of one input is that input's, reported on one line
+        except Exception as e:  # any failure of one input is that input's, reported on one line
             reason = str(e) if isinstance(e, (Error, OSError)) else f"{type(e).__name__}: {e}"
             reason = reason.replace(str(temporary_folder(output, tag) / output.name), str(output))
             for prefix in (f"{source}: ", f"{source} "):

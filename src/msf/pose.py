@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import layouts
 from .errors import InputError
 
 
@@ -53,6 +54,9 @@ SKELETONS = {s.name: s for s in (
               "left_wrist", "right_wrist", "left_hand", "right_hand"),
              (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21), ()),
 )}
+# The keypoint layouts of detectors (msf.layouts) under their own names: 2D keypoints without a tree.
+SKELETONS.update({name: Skeleton(name, layouts.get(name).joints, None, ())
+                  for name in layouts.names() if name not in SKELETONS})
 ALIASES = {"pw3d14": "lsp14", "smpl24": "smpl24-6d"}
 GENERIC = "generic"  # joints named joint_0..joint_{J-1}, no tree; needs dims
 

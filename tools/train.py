@@ -4,6 +4,7 @@
     python tools/train.py --kind 2d --minutes 25 --seed 0 -o build/train/h36m17-2d.pth.tar
     python tools/train.py --kind 3d --noise range --init h36m17-3d --minutes 45 -o build/train4/h36m17-3d.pth.tar
     python tools/train.py --kind 2d --layout coco17 --noise range --init h36m17-2d -o build/train4/coco17-2d.pth.tar
+    python tools/train.py --kind 3d --noise range --init build/train6/h36m17-3d.pth.tar --freeze-interp --accel-weight 4 ...
 
 Windows of T = 101 frames are cut from ../shared/data/motion_train.npz at a random speed (0.8-1.2x,
 linear resampling), rotated about the vertical axis, mirrored (left/right swapped) and scaled (0.9-1.1);
@@ -180,6 +181,10 @@ def main(argv=None):
     parser.add_argument("--from-linear", action="store_true",
                         help="fix l_interp to linear interpolation and zero the output head: the model starts as "
                              "exactly linear interpolation and learns only corrections to it")
+    parser.add_argument("--freeze-interp", action="store_true",
+                        help="keep l_interp as it starts (e.g. the linear interpolation of an earlier --from-linear run)")
+    parser.add_argument("--accel-weight", type=float, default=0.0,
+                        help="add this times the L1 error of the frames' second differences (acceleration) to the loss")
     parser.add_argument("--init", help="continue from a checkpoint written by this script, an msf weight file "
                                        "or a shipped model's name")
     parser.add_argument("-o", "--output", type=Path, required=True)
@@ -208,6 +213,8 @@ def main(argv=None):
         model.load_state_dict(initial_state(args.init, model, args.kind))
     if args.from_linear:
         start_from_linear(model)
+    if args.freeze_interp:
+        model.l_interp.requires_grad_(False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     start = time.monotonic()
@@ -218,7 +225,13 @@ def main(argv=None):
             group["lr"] = lr
         model.train()
         kf, target, mask = sample_windows(train, lengths, args.batch, rng, args.kind, args.noise, mirror)
-        loss = ((model.forward_keyframes(kf) - target).abs() * mask[..., None]).sum() / (mask.sum() * target.shape[-1])
+        error = model.forward_keyframes(kf) - target
+        loss = (error.abs() * mask[..., None]).sum() / (mask.sum() * target.shape[-1])
+        if args.accel_weight:
+            accel = error[:, 2:] - 2 * error[:, 1:-1] + error[:, :-2]
+            inside = mask[:, 2:] * mask[:, 1:-1] * mask[:, :-2]
+            loss = loss + args.accel_weight * (accel.abs() * inside[..., None]).sum() / (
+                inside.sum().clamp(min=1) * target.shape[-1])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -158,7 +158,6 @@ class Progress:
 
     def add(self, size: int, frames: int) -> None:
         self.done, self.done_size, self.frames = self.done + 1, self.done_size + size, self.frames + frames
-        self.show()
 
     def show(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -298,7 +297,9 @@ def run(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, recover_
     tag = str(os.getpid())
 
     def report(source: Path, size: int, kind: str, value, messages: list[str]) -> None:
-        progress.clear()
+        cleared = bool(messages) or kind in ("failed", "broken")
+        if cleared:  # the lines below replace the progress line, drawn again after them
+            progress.clear()
         for message in messages:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         if kind == "done":
@@ -313,7 +314,7 @@ def run(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, recover_
             if kind == "broken" and not summary.broken:
                 summary.broken = True
                 print(f"{desc}: error: {value}", file=sys.stderr, flush=True)
-        progress.show()
+        progress.show(force=cleared)
 
     pickled = pickle.dumps((refiner, recover_file))
     if jobs == 1:

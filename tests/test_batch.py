@@ -1,4 +1,5 @@
 """`msf recover IN... -o OUTDIR` (msf.batch): folders and globs, bad inputs, resumable and interruptible runs."""
+import io
 import json
 import os
 import signal
@@ -259,3 +260,23 @@ def test_library_use_and_workers_without_a_model(tmp_path, capfd):
     assert files_under(tmp_path / "other") == {}
     err = capfd.readouterr().err
     assert err.count("cannot load the model in a worker process: no such model here") == 1
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_terminal_streams_the_same_frames(tmp_path, model_path, monkeypatch):
+    """On a terminal one file is streamed keyframe by keyframe for its progress bar; elsewhere (and in
+    batches) recovered in one call: the same bytes either way, also for an off-grid last keyframe."""
+    kf = keyframes(137, 3)
+    np.savez(tmp_path / "in.npz", a=kf, a_n_frames=np.int64(137), b=keyframes(91, 4))
+    argv = ["recover", str(tmp_path / "in.npz"), "--model", str(model_path)]
+    assert cli.main(argv + ["-o", str(tmp_path / "plain.npz")]) == 0
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert cli.main(argv + ["-o", str(tmp_path / "terminal.npz")]) == 0
+    assert "msf recover [" in sys.stderr.getvalue()  # the bar was drawn
+    with np.load(tmp_path / "plain.npz") as plain, np.load(tmp_path / "terminal.npz") as terminal:
+        for name in "ab":
+            np.testing.assert_array_equal(plain[name], terminal[name])

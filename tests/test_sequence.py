@@ -373,3 +373,64 @@ def test_scores_twice_are_refused(refiner_2d):
     with pytest.raises(msf.InputError, match="one of them"):
         refiner_2d.recover(np.concatenate([kf, np.ones(kf.shape[:2])[..., None]], -1), 41, image_size=(640, 480),
                            scores=np.ones(kf.shape[:2]))
+
+
+def _chunk_lengths(per_call: int, stride: int) -> list[int]:
+    """Video lengths whose window count is around 1 and 2 chunks of per_call windows."""
+    lengths = set()
+    for windows in (per_call - 1, per_call, per_call + 1, 2 * per_call, 2 * per_call + 1):
+        grid = (max(1, windows) - 1) * stride + CONFIG.Q + 1  # grid points giving that many regular windows
+        for n in ((grid - 1) * K + 1, (grid - 1) * K, (grid - 1) * K + 2):
+            lengths.add(max(1, n))
+    return sorted(lengths)
+
+
+@pytest.mark.parametrize("per_call", [1, 2, 3, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_chunked_recover_equals_one_call(refiner, monkeypatch, per_call, stride):
+    """recover runs WINDOWS_PER_CALL windows at a time: any chunk size gives the same frames, bit for bit,
+    at lengths around chunk boundaries, for several tracks (batched into one call), with missing joints,
+    low scores and look-ahead blocks (SCAN_ROWS) smaller than the gaps; and they equal Stream's."""
+    from msf import sequence
+    for n in _chunk_lengths(per_call, stride):
+        kf = detections(n, seed=n, tracks=3)
+        rng = np.random.default_rng(n)
+        kf[rng.random(kf.shape[:-1]) < 0.2] = np.nan
+        kf[1, 1:-1, 5] = np.nan  # a gap across every chunk, between detections at both ends
+        kf[1, [0, -1], 5] = 1500.0
+        kf[2, :, 7] = 1000.0
+        scores = rng.uniform(0.2, 1.0, kf.shape[:-1])
+        scores[1, [0, -1], 5] = 1.0
+        monkeypatch.setattr(sequence, "WINDOWS_PER_CALL", 10**9)
+        monkeypatch.setattr(sequence, "SCAN_ROWS", 4096)
+        whole = refiner.recover(kf, n, stride=stride, scores=scores)
+        monkeypatch.setattr(sequence, "WINDOWS_PER_CALL", per_call * 3)  # per_call windows per track
+        monkeypatch.setattr(sequence, "SCAN_ROWS", 2)
+        np.testing.assert_array_equal(refiner.recover(kf, n, stride=stride, scores=scores), whole, err_msg=f"n={n}")
+        masked = np.where((scores < 0.3)[..., None], np.nan, kf)
+        for t in range(3):
+            np.testing.assert_array_equal(refiner.recover(masked[t], n, stride=stride), whole[t], err_msg=f"n={n}")
+            np.testing.assert_array_equal(stream_all(refiner, masked[t], n, stride=stride), whole[t],
+                                          err_msg=f"n={n}: stream")
+
+
+def test_recover_memory_is_bounded():
+    """Beyond its input and output, recover holds a bounded amount of memory (chunks of windows), whatever
+    the video's length: a stand-in for the model keeps this fast on either backend."""
+    import tracemalloc
+    from msf import sequence
+    config = CONFIG
+
+    def stand_in(windows):  # (B, Q+1, P) -> (B, T, P): each window's first keyframe, repeated
+        return np.repeat(windows[:, :1], config.T, axis=1)
+
+    peaks = []
+    for n in (20_001, 200_001):
+        kf = detections(n)
+        kf[::7, 3] = np.nan
+        tracemalloc.start()
+        out = sequence.recover(config, stand_in, POSE_3D, (14, 3), kf, n)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        peaks.append(peak - out.nbytes)
+    assert peaks[1] < 16 << 20 and peaks[1] < peaks[0] + (2 << 20), f"working memory {peaks} bytes"

@@ -15,6 +15,7 @@ import pytest
 import msf
 from msf import batch, cli, detectors
 from conftest import OFFICIAL, official_config, random_state_dict
+from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, 14 joints x 3
 POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",
@@ -269,7 +270,9 @@ class Terminal(io.StringIO):
 
 def test_a_terminal_streams_the_same_frames(tmp_path, model_path, monkeypatch):
     """On a terminal one file is streamed keyframe by keyframe for its progress bar; elsewhere (and in
-    batches) recovered in one call: the same bytes either way, also for an off-grid last keyframe."""
+    batches) recovered in one call: the same frames either way, also for an off-grid last keyframe.
+    Within the model tolerance, not bitwise: in a full-suite run (CI, cpp) 21 of 5754 values differed by
+    one float32 ulp (1.2e-7 relative), which this test alone does not reproduce (open: see the issue note)."""
     kf = keyframes(137, 3)
     np.savez(tmp_path / "in.npz", a=kf, a_n_frames=np.int64(137), b=keyframes(91, 4))
     argv = ["recover", str(tmp_path / "in.npz"), "--model", str(model_path)]
@@ -279,4 +282,4 @@ def test_a_terminal_streams_the_same_frames(tmp_path, model_path, monkeypatch):
     assert "msf recover [" in sys.stderr.getvalue()  # the bar was drawn
     with np.load(tmp_path / "plain.npz") as plain, np.load(tmp_path / "terminal.npz") as terminal:
         for name in "ab":
-            np.testing.assert_array_equal(plain[name], terminal[name])
+            assert_close(terminal[name], plain[name], atol_of_max=MODEL_ATOL_OF_MAX, what=f"sequence {name}")

@@ -292,7 +292,6 @@ def main(argv=None) -> int:
             continue
         kp_xy[i], kp_sc[i] = xy, sc
         centres.append((f, c))
-    key_calls = detector.calls
     if len(centres) < 2:
         sys.exit("the detector found the walker on fewer than 2 keyframes: try another --crop or --start")
     cf = np.array([f for f, _ in centres], float)

@@ -4,6 +4,7 @@ The whole suite runs once per backend: MSF_BACKEND=cpp or MSF_BACKEND=numpy sele
 `backend="auto"` (and the `backend` fixture) means. MSF_REQUIRE_CPP=1 (set by CI) turns a missing
 C++ extension into a failure instead of skipped C++ tests.
 """
+import json
 import os
 import sys
 from pathlib import Path
@@ -77,3 +78,25 @@ def torch():
     if str(TOOLS) not in sys.path:
         sys.path.insert(0, str(TOOLS))
     return torch
+
+
+# A random pw3d-architecture model (K=10, 14 LSP joints x 3, mm, root-relative) as a file, and keyframes
+# for it with one missing joint: the inputs of the many-file and Ray tests.
+LSP14_POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",
+              "root_relative": True, "root_joints": [2, 3],
+              "parents": [1, 2, 12, 12, 3, 4, 7, 8, 12, 12, 9, 10, -1, 12]}
+
+
+@pytest.fixture(scope="module")
+def lsp14_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    msf.weights.write(path, random_state_dict(official_config(*OFFICIAL["pw3d"]), seed=2),
+                      {"format": "msf", "pose": json.dumps(LSP14_POSE)})
+    return path
+
+
+def lsp14_keyframes(n: int, seed: int) -> np.ndarray:
+    """(keyframe_count(n, 10), 14, 3) mm around 900, joint 4 of keyframe 1 missing (NaN)."""
+    kf = np.random.default_rng(seed).standard_normal((len(msf.keyframe_indices(n, 10)), 14, 3)) * 200 + 900
+    kf[1, 4] = np.nan
+    return kf

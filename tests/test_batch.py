@@ -14,26 +14,10 @@ import pytest
 
 import msf
 from msf import batch, cli, detectors
-from conftest import OFFICIAL, official_config, random_state_dict
+from conftest import lsp14_keyframes as keyframes
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
-CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, 14 joints x 3
-POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",
-        "root_relative": True, "root_joints": [2, 3], "parents": [1, 2, 12, 12, 3, 4, 7, 8, 12, 12, 9, 10, -1, 12]}
 BROKEN = ("sub/garbage.npy", "bad.json", "sub/deeper/wrong_layout.npz")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    msf.weights.write(path, random_state_dict(CONFIG, seed=2), {"format": "msf", "pose": json.dumps(POSE)})
-    return path
-
-
-def keyframes(n, seed):
-    kf = np.random.default_rng(seed).standard_normal((len(msf.keyframe_indices(n, 10)), 14, 3)) * 200 + 900
-    kf[1, 4] = np.nan
-    return kf
 
 
 def run_msf(*args, **kwargs):
@@ -71,8 +55,8 @@ def fifty(tmp_path_factory):
     return root
 
 
-def test_fifty_files_three_broken(tmp_path, fifty, model_path):
-    result = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", model_path, "--jobs", 2)
+def test_fifty_files_three_broken(tmp_path, fifty, lsp14_model_path):
+    result = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", lsp14_model_path, "--jobs", 2)
     assert result.returncode == 1, result.stderr
     failed = [line for line in result.stderr.splitlines() if line.startswith("msf recover: failed: ")]
     assert len(failed) == 3
@@ -84,40 +68,40 @@ def test_fifty_files_three_broken(tmp_path, fifty, model_path):
     for name, content in out.items():  # each identical to a run of `msf recover FILE -o FILE`
         single = tmp_path / "single" / name
         single.parent.mkdir(parents=True, exist_ok=True)
-        assert cli.main(["recover", str(fifty / name), "-o", str(single), "--model", str(model_path)]) == 0
+        assert cli.main(["recover", str(fifty / name), "-o", str(single), "--model", str(lsp14_model_path)]) == 0
         assert single.read_bytes() == content, name
     # a rerun skips what is complete; --overwrite redoes it, to the same bytes
-    again = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", model_path)
+    again = run_msf("recover", fifty, "-o", tmp_path / "out", "--model", lsp14_model_path)
     assert again.returncode == 1 and "0 done, 3 failed, 47 skipped" in again.stderr
-    redo = run_msf("recover", fifty / "sub", "-o", tmp_path / "out" / "sub", "--model", model_path,
+    redo = run_msf("recover", fifty / "sub", "-o", tmp_path / "out" / "sub", "--model", lsp14_model_path,
                    "--overwrite", "--jobs", 0)
     assert "msf recover: 31 done, 2 failed, 0 skipped" in redo.stderr  # sub and sub/deeper
     assert files_under(tmp_path / "out") == out
 
 
-def test_globs_files_and_collisions(tmp_path, fifty, model_path):
+def test_globs_files_and_collisions(tmp_path, fifty, lsp14_model_path):
     out = tmp_path / "out"
     result = run_msf("recover", f"{fifty}/**/v1*.npy", fifty / "sub/v19.npy", fifty / "v3.npy", "-o", out,
-                     "--model", model_path)
+                     "--model", lsp14_model_path)
     assert result.returncode == 0, result.stderr
     matches = [str(p.relative_to(fifty)) for p in fifty.glob("**/v1*.npy")]  # named below the glob's folders
     assert len(matches) > 3 and sorted(files_under(out)) == sorted(matches + ["v3.npy"])
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "v3.npy").write_bytes((fifty / "v3.npy").read_bytes())
-    result = run_msf("recover", fifty / "v3.npy", tmp_path / "x" / "v3.npy", "-o", out, "--model", model_path)
+    result = run_msf("recover", fifty / "v3.npy", tmp_path / "x" / "v3.npy", "-o", out, "--model", lsp14_model_path)
     assert result.returncode == 1 and "would both be written to" in result.stderr
     for missing, message in ((tmp_path / "nothing.npy", "no such file or directory"),
                              (f"{tmp_path}/*.npy", "no file matches")):
-        result = run_msf("recover", missing, fifty / "v3.npy", "-o", out, "--model", model_path)
+        result = run_msf("recover", missing, fifty / "v3.npy", "-o", out, "--model", lsp14_model_path)
         assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1
-    result = run_msf("recover", fifty, "-o", out, "--model", model_path, "--jobs", -1)
+    result = run_msf("recover", fifty, "-o", out, "--model", lsp14_model_path, "--jobs", -1)
     assert result.returncode == 1 and "--jobs must be >= 0" in result.stderr
 
 
-def test_output_folder_inside_the_input_folder_is_not_read(tmp_path, model_path):
+def test_output_folder_inside_the_input_folder_is_not_read(tmp_path, lsp14_model_path):
     np.save(tmp_path / "a.npy", keyframes(41, 1))
     for _ in range(2):
-        result = run_msf("recover", tmp_path, "-o", tmp_path / "out", "--model", model_path)
+        result = run_msf("recover", tmp_path, "-o", tmp_path / "out", "--model", lsp14_model_path)
         assert result.returncode == 0, result.stderr
     assert sorted(files_under(tmp_path / "out")) == ["a.npy"]
 
@@ -146,15 +130,15 @@ def test_detector_formats_through_a_batch(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory, model_path, backend):
+def big(tmp_path_factory, lsp14_model_path, backend):
     """Inputs that take a few seconds, and the outputs of an uninterrupted run of them."""
     root = tmp_path_factory.mktemp("big")
     (root / "in").mkdir()
     n_frames = 20001 if backend == "cpp" else 2001  # NumPy is about 10x slower
     for i in range(16):
         np.save(root / "in" / f"t{i:02d}.npy", keyframes(n_frames, i))
-    refiner = msf.Refiner.load(model_path)
-    args = cli.parser().parse_args(["recover", str(root / "in"), "-o", str(root / "ref"), "--model", str(model_path)])
+    refiner = msf.Refiner.load(lsp14_model_path)
+    args = cli.parser().parse_args(["recover", str(root / "in"), "-o", str(root / "ref"), "--model", str(lsp14_model_path)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the videos' assumed lengths, said once per file
         summary = batch.run([root / "in"], root / "ref", cli.partial(cli._recover_path, args), refiner)
@@ -169,9 +153,9 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 @pytest.mark.parametrize("how, jobs", [("SIGINT", 2), ("SIGTERM", 1), ("kill a worker", 2)])
-def test_interrupted_runs_leave_nothing_partial_and_resume(tmp_path, big, model_path, how, jobs):
+def test_interrupted_runs_leave_nothing_partial_and_resume(tmp_path, big, lsp14_model_path, how, jobs):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "msf", "recover", str(big / "in"), "-o", str(out), "--model", str(model_path),
+    command = [sys.executable, "-m", "msf", "recover", str(big / "in"), "-o", str(out), "--model", str(lsp14_model_path),
                "--jobs", str(jobs)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -191,19 +175,19 @@ def test_interrupted_runs_leave_nothing_partial_and_resume(tmp_path, big, model_
     assert 0 < len(partial) < 16 and no_temporaries(out)
     reference = files_under(big / "ref")
     assert all(reference[name] == content for name, content in partial.items())  # nothing half-written
-    result = run_msf("recover", big / "in", "-o", out, "--model", model_path, "--jobs", 2)
+    result = run_msf("recover", big / "in", "-o", out, "--model", lsp14_model_path, "--jobs", 2)
     assert result.returncode == 0, result.stderr
     assert f"{16 - len(partial)} done, 0 failed, {len(partial)} skipped" in result.stderr
     assert files_under(out) == reference
 
 
-def test_a_run_killed_outright_leaves_temporaries_the_next_run_removes(tmp_path, model_path):
+def test_a_run_killed_outright_leaves_temporaries_the_next_run_removes(tmp_path, lsp14_model_path):
     (tmp_path / "in").mkdir()
     np.save(tmp_path / "in" / "a.npy", keyframes(41, 1))
     stale = tmp_path / "out" / ".msf-tmp-999999-a.npy"
     stale.mkdir(parents=True)
     (stale / "a.npy").write_bytes(b"half")
-    result = run_msf("recover", tmp_path / "in", "-o", tmp_path / "out", "--model", model_path)
+    result = run_msf("recover", tmp_path / "in", "-o", tmp_path / "out", "--model", lsp14_model_path)
     assert result.returncode == 0, result.stderr
     assert sorted(files_under(tmp_path / "out")) == ["a.npy"]
 
@@ -268,14 +252,14 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_a_terminal_streams_the_same_frames(tmp_path, model_path, monkeypatch):
+def test_a_terminal_streams_the_same_frames(tmp_path, lsp14_model_path, monkeypatch):
     """On a terminal one file is streamed keyframe by keyframe for its progress bar; elsewhere (and in
     batches) recovered in one call: the same frames either way, also for an off-grid last keyframe.
     Within the model tolerance, not bitwise: in a full-suite run (CI, cpp) 21 of 5754 values differed by
     one float32 ulp (1.2e-7 relative), which this test alone does not reproduce (open: see the issue note)."""
     kf = keyframes(137, 3)
     np.savez(tmp_path / "in.npz", a=kf, a_n_frames=np.int64(137), b=keyframes(91, 4))
-    argv = ["recover", str(tmp_path / "in.npz"), "--model", str(model_path)]
+    argv = ["recover", str(tmp_path / "in.npz"), "--model", str(lsp14_model_path)]
     assert cli.main(argv + ["-o", str(tmp_path / "plain.npz")]) == 0
     monkeypatch.setattr(sys, "stderr", Terminal())
     assert cli.main(argv + ["-o", str(tmp_path / "terminal.npz")]) == 0

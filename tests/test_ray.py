@@ -1,5 +1,4 @@
 """msf.ray on a real local Ray cluster (2 CPUs): the same frames as the single-process path, bit for bit."""
-import json
 import subprocess
 import sys
 
@@ -11,11 +10,8 @@ pytest.importorskip("ray.data")
 
 import msf  # noqa: E402
 import msf.ray  # noqa: E402
-from conftest import OFFICIAL, official_config, random_state_dict  # noqa: E402
+from conftest import lsp14_keyframes as keyframes  # noqa: E402
 
-CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, 14 joints x 3
-POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",
-        "root_relative": True, "root_joints": [2, 3]}
 
 
 @pytest.fixture(scope="module")
@@ -27,33 +23,20 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    msf.weights.write(path, random_state_dict(CONFIG, seed=2), {"format": "msf", "pose": json.dumps(POSE)})
-    return path
-
-
-def keyframes(n, seed):
-    kf = np.random.default_rng(seed).standard_normal((len(msf.keyframe_indices(n, 10)), 14, 3)) * 200 + 900
-    kf[1, 4] = np.nan
-    return kf
-
-
-def test_files_give_the_frames_of_msf_recover(tmp_path, cluster, model_path, backend):
+def test_files_give_the_frames_of_msf_recover(tmp_path, cluster, lsp14_model_path, backend):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     for i in range(6):
         np.save(tmp_path / "in" / ("sub" if i % 2 else "") / f"t{i}.npy", keyframes(40 + 13 * i, i))
     np.savez(tmp_path / "in" / "two.npz", a=keyframes(55, 10), b=keyframes(91, 11).reshape(-1, 42),
              b_n_frames=np.int64(91))
     (tmp_path / "in" / "bad.npy").write_bytes(b"not an npy file")
-    refiner = msf.Refiner.load(model_path, backend=backend)
+    refiner = msf.Refiner.load(lsp14_model_path, backend=backend)
     rows = msf.ray.recover(msf.ray.from_files([tmp_path / "in"]), refiner, actors=2, batch_size=3).take_all()
     by_id = {(r["source"], r["sequence"]): r for r in rows}
     assert len(rows) == 9 and by_id[("bad.npy", "")]["error"].startswith(str(tmp_path / "in" / "bad.npy"))
     # the single-process path: msf recover over the same folder
     result = subprocess.run([sys.executable, "-m", "msf", "recover", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                             "--model", str(model_path), "--backend", backend], capture_output=True, text=True)
+                             "--model", str(lsp14_model_path), "--backend", backend], capture_output=True, text=True)
     assert result.returncode == 1 and "7 done, 1 failed" in result.stderr, result.stderr
     for name in [f"t{i}.npy" if i % 2 == 0 else f"sub/t{i}.npy" for i in range(6)]:
         row = by_id[(name, "")]
@@ -64,8 +47,8 @@ def test_files_give_the_frames_of_msf_recover(tmp_path, cluster, model_path, bac
             np.testing.assert_array_equal(by_id[("two.npz", seq)]["frames"], two[seq].reshape(-1, 42))
 
 
-def test_arrays_of_tracks(cluster, model_path, backend):
-    refiner = msf.Refiner.load(model_path, backend=backend)
+def test_arrays_of_tracks(cluster, lsp14_model_path, backend):
+    refiner = msf.Refiner.load(lsp14_model_path, backend=backend)
     tracks = [keyframes(n, seed) for seed, n in enumerate((31, 101, 77, 200))]
     tracks.append(np.full((3, 14, 3), np.inf))  # refused by recover: this row's error, not the data set's
     lengths = [31, 101, 77, 200, 21]

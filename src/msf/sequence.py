@@ -334,7 +334,7 @@ def _split_scores(array: np.ndarray, scores, min_score, shape: tuple[int, int] |
         array, scores = array[..., :2], array[..., 2]
     if scores is None:
         return array, None
-    if not _is_integer(min_score) and not isinstance(min_score, (float, np.floating)) or not math.isfinite(min_score):
+    if not (_is_integer(min_score) or isinstance(min_score, (float, np.floating))) or not math.isfinite(min_score):
         raise InputError(f"min_score must be a finite number (joints scored below it are missing), got {min_score!r}")
     scores = real_array(scores, "scores")
     if scores.shape != array.shape[:-1]:
@@ -509,7 +509,7 @@ class _Video:
 
     def run(self, out: np.ndarray) -> None:
         """Every frame into out (N, n_frames, J, D) float32."""
-        c, K, Q, T, P = self.config, self.config.K, self.config.Q, self.config.T, self.config.P
+        K, Q, T, P = self.config.K, self.config.Q, self.config.T, self.config.P
         length = max(self.M, Q + 1)  # grid points, padded
         starts = list(range(0, length - Q, self.stride))
         if starts[-1] + Q < length - 1:

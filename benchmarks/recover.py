@@ -189,7 +189,8 @@ def main() -> None:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), "unknown CPU")
     import msf
-    isa = getattr(getattr(getattr(msf.backend, "_core", None), "kernels", None), "gemm_isa", "n/a")
+    core_kernels = getattr(getattr(msf.backend, "_core", None), "kernels", None)
+    isa = core_kernels.isa() if core_kernels is not None else "n/a"
     print("# msf recover benchmark\n")
     print(f"- machine: {cpu}, {os.cpu_count()} logical cores; GEMM ISA {isa}; load average {os.getloadavg()}")
     print(f"- command: {' '.join([Path(sys.executable).name] + sys.argv)}")

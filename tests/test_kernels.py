@@ -1,4 +1,6 @@
 """Every C++ kernel against the NumPy reference (float64) on random shapes, values and edge sizes."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -6,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import HAS_CPP
 import msf
 from msf import reference as ref
-from tolerances import KERNEL_ATOL, KERNEL_ATOL_OF_MAX, KERNEL_RTOL, assert_close, dot_atol, gelu_rtol, layer_norm_atol
+from tolerances import KERNEL_ATOL, KERNEL_ATOL_OF_MAX, KERNEL_RTOL, MODEL_ATOL_OF_MAX, assert_close, dot_atol, gelu_rtol, layer_norm_atol
 
 pytestmark = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
 if HAS_CPP:
@@ -116,24 +118,73 @@ def test_mix_synth_attention(T, C, data, seed):
     assert_close(kernels.mix_synth_attention(z, p), expected, **KERNEL, what="mix_synth_attention")
 
 
+ISAS = [name for name, _ in kernels.isas()] if HAS_CPP else ["portable"]
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @EXAMPLES
-@given(size, size, size, st.booleans(), st.booleans(), st.sampled_from(["portable", "avx2", "avx512"]), seeds)
-def test_every_gemm_version(M, K, N, with_col_bias, with_row_bias, isa, seed):
-    """Each ISA version of the GEMM the CPU has (the dispatcher picks one; all are tested here)."""
+@given(size, size, size, st.booleans(), st.booleans(), seeds)
+def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, seed):
+    """Each ISA version of the GEMM (the dispatcher picks one; all are tested here); skipped, not passed, for
+    an ISA this CPU or build lacks."""
+    if not dict(kernels.isas())[isa]:
+        pytest.skip(f"this CPU or build has no {isa}")
     rng = np.random.default_rng(seed)
     a, b = f32(rng, M, K), f32(rng, K, N, scale=K ** -0.5)
     col_bias = f32(rng, N) if with_col_bias else None
     row_bias = f32(rng, M) if with_row_bias else None
     expected = a.astype(np.float64) @ b + (0 if col_bias is None else col_bias) + (
         0 if row_bias is None else row_bias[:, None])
-    try:
-        out = kernels.gemm(a, b, col_bias, row_bias, isa=isa)
-    except msf.InputError:
-        assert isa != "portable" and isa != kernels.gemm_isa
-        return
+    out = kernels.gemm(a, b, col_bias, row_bias, isa=isa)
     bias = (0 if col_bias is None else col_bias) + (0 if row_bias is None else row_bias[:, None])
     assert_close(out, expected, **KERNEL, atol=dot_atol(a, b, bias), what=f"gemm {isa}")
 
 
 def test_dispatch_names_a_version():
-    assert kernels.gemm_isa in ("avx512", "avx2", "portable")
+    """The active ISA is the best available one (MSF_ISA unset) or the one MSF_ISA names."""
+    names = [name for name, ok in kernels.isas() if ok]
+    assert kernels.isa() == (os.environ.get("MSF_ISA") or names[0])
+    assert names[-1] == "portable"
+
+
+def _run_with_isa(value, code):
+    import subprocess
+    import sys
+    env = dict(os.environ, MSF_ISA=value)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_msf_isa_forces_a_lesser_version(isa, tmp_path):
+    """MSF_ISA=name runs every kernel of the model on that ISA; the model's output stays within the model
+    tolerance of the reference (the versions differ only in fused vs separate multiply-adds)."""
+    if not dict(kernels.isas())[isa]:
+        pytest.skip(f"this CPU or build has no {isa}")
+    code = (
+        "import numpy as np, msf\n"
+        "from msf._core import kernels\n"
+        "r = msf.Refiner.load('h36m17-3d', backend='cpp')\n"
+        "kf = np.random.default_rng(0).normal(size=(3, r.config.n_keyframes, 51)).astype(np.float32) * 100\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, r.refine(kf))\n"
+        "print(kernels.isa())\n")
+    done = _run_with_isa(isa, code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == isa
+    r = msf.Refiner.load("h36m17-3d", backend="numpy")
+    kf = np.random.default_rng(0).normal(size=(3, r.config.n_keyframes, 51)).astype(np.float32) * 100
+    tensors = {k: np.asarray(v, np.float64) for k, v in r._model.tensors.items()}
+    expected = ref.model_forward(kf.astype(np.float64), tensors, r.config.L)
+    assert_close(np.load(tmp_path / "out.npy"), expected, atol_of_max=MODEL_ATOL_OF_MAX, what=f"model on MSF_ISA={isa}")
+
+
+UNAVAILABLE = [name for name, ok in kernels.isas() if not ok][:1] if HAS_CPP else []
+
+
+@pytest.mark.parametrize("value", ["sse9"] + UNAVAILABLE)
+def test_msf_isa_unknown_or_unavailable_is_an_error(value):
+    code = ("import msf\n"
+            "try:\n    msf.Refiner.load('h36m17-3d', backend='cpp')\n"
+            "except msf.InputError as e:\n    print('refused:', e)\n")
+    done = _run_with_isa(value, code)
+    assert done.returncode == 0, done.stderr
+    assert "refused: MSF_ISA=" + value in done.stdout, done.stdout

@@ -98,12 +98,17 @@ def make_pair(world, rng, kind, noise="detector", mirror=md.MIRROR, ends=True):
     return np.stack(grid).reshape(Q + 1, -1), target.reshape(T, -1), mask
 
 
-def validation_error(model, kf, target, kind):
-    """Mean per-joint error over all frames: mm (3D) or fraction of the image size (2D)."""
+def validation_error(model, kf, target, kind, accel_weight=0.0):
+    """Mean per-joint error over all frames: mm (3D) or fraction of the image size (2D); with `accel_weight`,
+    plus that times the mean per-joint error of the second differences (acceleration), the quantity the
+    training loss weighs the same way, so that the checkpoint kept is the best one by that loss."""
     with torch.no_grad():
         out = model.forward_keyframes(kf)
     dims = 3 if kind == "3d" else 2
-    err = (out - target).reshape(out.shape[0], T, -1, dims).norm(dim=-1).mean().item()
+    error = (out - target).reshape(out.shape[0], T, -1, dims)
+    err = error.norm(dim=-1).mean().item()
+    if accel_weight:
+        err += accel_weight * (error[:, 2:] - 2 * error[:, 1:-1] + error[:, :-2]).norm(dim=-1).mean().item()
     return err * METRES if kind == "3d" else err
 
 
@@ -139,6 +144,34 @@ def linear_interpolation_matrix() -> np.ndarray:
         i, w = min(t // K, Q - 1), (t - K * min(t // K, Q - 1)) / K
         W[t, i], W[t, i + 1] = 1 - w, w
     return W
+
+
+def cubic_interpolation_matrix() -> np.ndarray:
+    """(T, Q+1): frame t of a window on the natural cubic spline through the keyframes (linear in them)."""
+    nodes = Q + 1
+    # second derivatives m (nodes,) = S y: natural ends m_0 = m_Q = 0, K^2 (m_i-1 + 4 m_i + m_i+1) = 6 (2nd diff of y)
+    A, B = np.zeros((nodes, nodes)), np.zeros((nodes, nodes))
+    A[0, 0] = A[Q, Q] = 1.0
+    for i in range(1, Q):
+        A[i, i - 1:i + 2] = np.array([1.0, 4.0, 1.0]) * K * K
+        B[i, i - 1:i + 2] = np.array([6.0, -12.0, 6.0])
+    S = np.linalg.solve(A, B)
+    W = np.zeros((T, nodes))
+    for t in range(T):
+        i = min(t // K, Q - 1)
+        u = (t - K * i) / K  # position in the segment [i, i+1], 0..1
+        W[t, i] += 1 - u
+        W[t, i + 1] += u
+        W[t] += K * K / 6 * (((1 - u) ** 3 - (1 - u)) * S[i] + (u ** 3 - u) * S[i + 1])
+    return W
+
+
+def set_interpolation(model, kind: str) -> None:
+    """l_interp := linear or natural-cubic-spline interpolation of the keyframes, bias 0; the rest unchanged."""
+    matrix = linear_interpolation_matrix() if kind == "linear" else cubic_interpolation_matrix()
+    with torch.no_grad():
+        model.l_interp.weight.copy_(torch.from_numpy(matrix))
+        model.l_interp.bias.zero_()
 
 
 def start_from_linear(model) -> None:
@@ -181,6 +214,8 @@ def main(argv=None):
     parser.add_argument("--from-linear", action="store_true",
                         help="fix l_interp to linear interpolation and zero the output head: the model starts as "
                              "exactly linear interpolation and learns only corrections to it")
+    parser.add_argument("--set-interp", choices=["linear", "cubic"],
+                        help="set l_interp to this interpolation of the keyframes (after --init), keeping the rest")
     parser.add_argument("--freeze-interp", action="store_true",
                         help="keep l_interp as it starts (e.g. the linear interpolation of an earlier --from-linear run)")
     parser.add_argument("--accel-weight", type=float, default=0.0,
@@ -213,6 +248,8 @@ def main(argv=None):
         model.load_state_dict(initial_state(args.init, model, args.kind))
     if args.from_linear:
         start_from_linear(model)
+    if args.set_interp:
+        set_interpolation(model, args.set_interp)
     if args.freeze_interp:
         model.l_interp.requires_grad_(False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
@@ -238,13 +275,13 @@ def main(argv=None):
         step += 1
         if step % 250 == 0:
             model.eval()
-            err = validation_error(model, val_kf, val_target, args.kind)
+            err = validation_error(model, val_kf, val_target, args.kind, args.accel_weight)
             history.append((step, round(elapsed), err))
             print(f"step {step} {elapsed / 60:.1f} min lr {lr:.2e} loss {loss.item():.5f} val {err:.4f}", flush=True)
             if err < best:
                 best, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.eval()
-    err = validation_error(model, val_kf, val_target, args.kind)
+    err = validation_error(model, val_kf, val_target, args.kind, args.accel_weight)
     if err < best or best_state is None:
         best, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "../src/isa.hpp"
 #include "../src/kernels.hpp"
 #include "../src/safetensors.hpp"
 #include "msf/msf.hpp"
@@ -126,7 +127,13 @@ void bind_kernels(py::module_& k) {
         return out;
     }, py::arg("a"), py::arg("b"), py::arg("col_bias") = py::none(), py::arg("row_bias") = py::none(),
        py::arg("isa") = "portable");
-    k.attr("gemm_isa") = msf::kernels::gemm_isa();
+    k.def("isa", [] { return std::string(msf::kernels::gemm_isa()); },
+          "The instruction set the kernels run on this CPU (MSF_ISA may name a lesser one).");
+    k.def("isas", [] {
+        py::list out;
+        for (const msf::isa::Entry& e : msf::isa::table()) out.append(py::make_tuple(e.name, e.available));
+        return out;
+    }, "Every instruction set msf has kernels for, best first, as (name, available on this CPU and build).");
     k.def("gelu", [](const Array& x) {
         Array out = new_array({x.shape(), x.shape() + x.ndim()});
         std::copy(x.data(), x.data() + x.size(), out.mutable_data());

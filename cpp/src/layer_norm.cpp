@@ -6,7 +6,7 @@
 
 namespace msf::kernels {
 
-MSF_VECTOR_CLONES void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C) {
+static MSF_INLINE void layer_norm_forward_body(float* out, const float* in, const float* weight, const float* bias, int rows, int C) {
     // out (rows, C), in (rows, C), weight (C), bias (C)
     for (int r = 0; r < rows; ++r) {
         const float* x = in + static_cast<size_t>(r) * C;
@@ -18,5 +18,7 @@ MSF_VECTOR_CLONES void layer_norm_forward(float* out, const float* in, const flo
         for (int c = 0; c < C; ++c) y[c] = (x[c] - mean) * inv_std * weight[c] + bias[c];
     }
 }
+
+MSF_ISA_DISPATCH(void, layer_norm_forward, (float* out, const float* in, const float* weight, const float* bias, int rows, int C), (out, in, weight, bias, rows, C))
 
 }  // namespace msf::kernels

@@ -1,25 +1,19 @@
 // Linear layers and the matrix products of the synthesiser (paper eq. 1, 4, 5).
 //
 // One GEMM, out (M, N) = a (M, K) @ b (K, N) + col_bias (N) + row_bias (M), serves every product of the
-// model. A portable version (row axpys, which compilers vectorise) runs everywhere; on x86-64 the CPU is
-// asked once at run time and register-blocked AVX2+FMA or AVX-512 versions run where it has them, so
-// one build runs on any x86-64 and still builds elsewhere. Every version sums each output over k in
-// order, so a window's result does not depend on the batch it is in.
+// model. This file holds the portable version (row axpys, which compilers vectorise) and the dispatch to the
+// version for the ISA isa::active() chose (gemm.hpp); each sums every output over k in order, so a window's
+// result does not depend on the batch it is in.
 #include <cstddef>
 #include <string>
 
+#include "gemm.hpp"
 #include "kernels.hpp"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MSF_X86_DISPATCH 1
-#include <immintrin.h>
-#endif
-
 namespace msf::kernels {
-namespace {
 
-void gemm_portable(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias,
-                   int M, int K, int N) {
+void gemm::portable(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M,
+                    int K, int N) {
     // out (M, N) = a (M, K) @ b (K, N) + biases
     for (int m = 0; m < M; ++m) {
         float* o = out + static_cast<size_t>(m) * N;
@@ -34,179 +28,36 @@ void gemm_portable(float* out, const float* a, const float* b, const float* col_
     }
 }
 
-#ifdef MSF_X86_DISPATCH
+namespace {
 
-// The micro-kernels keep their accumulators in named variables: with an array GCC stores every
-// accumulator back to the stack on each k. A tile's rows beyond `rows` re-read row 0 (valid memory) and
-// are never stored, so one kernel serves the last, partial row block.
-#define MSF_ROW_POINTERS(R)                                                                    \
-    const float* a##R = a + static_cast<size_t>(rows > R ? R : 0) * K;
-
-// out[rows <= 6, width <= 16] = a (rows, K) @ b (K, N)[:, :width] + biases, in 12 ymm accumulators.
-__attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, const float* b, const float* col_bias,
-                                                   const float* row_bias, int rows, int K, int N, int width) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
-    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width - 8), lane);
-    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
-    MSF_ROW_POINTERS(5)
-    const __m256 cb0 = col_bias ? _mm256_maskload_ps(col_bias, m0) : _mm256_setzero_ps();
-    const __m256 cb1 = col_bias ? _mm256_maskload_ps(col_bias + 8, m1) : _mm256_setzero_ps();
-#define MSF_INIT(R)                                                                             \
-    const __m256 rb##R = _mm256_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
-    __m256 c##R##0 = _mm256_add_ps(cb0, rb##R), c##R##1 = _mm256_add_ps(cb1, rb##R);
-    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5)
-#undef MSF_INIT
-    const bool full = width == 16;
-    for (int k = 0; k < K; ++k) {
-        const float* bk = b + static_cast<size_t>(k) * N;
-        const __m256 b0 = full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
-        const __m256 b1 = full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
-#define MSF_FMA(R)                                                                              \
-    {                                                                                           \
-        const __m256 s = _mm256_broadcast_ss(a##R + k);                                         \
-        c##R##0 = _mm256_fmadd_ps(s, b0, c##R##0);                                              \
-        c##R##1 = _mm256_fmadd_ps(s, b1, c##R##1);                                              \
-    }
-        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5)
-#undef MSF_FMA
-    }
-#define MSF_STORE(R)                                                                            \
-    if (rows > R) {                                                                             \
-        _mm256_maskstore_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                     \
-        _mm256_maskstore_ps(out + static_cast<size_t>(R) * N + 8, m1, c##R##1);                 \
-    }
-    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5)
-#undef MSF_STORE
-}
-
-__attribute__((target("avx2,fma"))) void gemm_avx2(float* out, const float* a, const float* b, const float* col_bias,
-                                                   const float* row_bias, int M, int K, int N) {
-    for (int m = 0; m < M; m += 6)
-        for (int n = 0; n < N; n += 16)
-            tile_avx2(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
-                      col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 6 ? M - m : 6, K,
-                      N, N - n < 16 ? N - n : 16);
-}
-
-// out[rows <= 8, width <= 32] = a (rows, K) @ b (K, N)[:, :width] + biases, in 16 zmm accumulators.
-__attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, const float* b, const float* col_bias,
-                                                    const float* row_bias, int rows, int K, int N, int width) {
-    const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
-    const __mmask16 m1 = width >= 32 ? __mmask16(0xFFFF) : width <= 16 ? __mmask16(0) : __mmask16((1u << (width - 16)) - 1);
-    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
-    MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7)
-    const __m512 cb0 = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
-    const __m512 cb1 = col_bias ? _mm512_maskz_loadu_ps(m1, col_bias + 16) : _mm512_setzero_ps();
-#define MSF_INIT(R)                                                                             \
-    const __m512 rb##R = _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
-    __m512 c##R##0 = _mm512_add_ps(cb0, rb##R), c##R##1 = _mm512_add_ps(cb1, rb##R);
-    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
-#undef MSF_INIT
-    for (int k = 0; k < K; ++k) {
-        const float* bk = b + static_cast<size_t>(k) * N;
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
-#define MSF_FMA(R)                                                                              \
-    {                                                                                           \
-        const __m512 s = _mm512_set1_ps(a##R[k]);                                               \
-        c##R##0 = _mm512_fmadd_ps(s, b0, c##R##0);                                              \
-        c##R##1 = _mm512_fmadd_ps(s, b1, c##R##1);                                              \
-    }
-        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7)
-#undef MSF_FMA
-    }
-#define MSF_STORE(R)                                                                            \
-    if (rows > R) {                                                                             \
-        _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                   \
-        _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N + 16, m1, c##R##1);              \
-    }
-    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
-#undef MSF_STORE
-}
-
-// Narrow products (N <= 16, e.g. the reduced attention d_t = T/4): rows <= 16 x width <= 16, one zmm each,
-// so that a 32-wide tile does not leave most of its lanes idle.
-__attribute__((target("avx512f"))) void tile_avx512_narrow(float* out, const float* a, const float* b,
-                                                           const float* col_bias, const float* row_bias, int rows,
-                                                           int K, int N, int width) {
-    const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
-    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
-    MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7) MSF_ROW_POINTERS(8) MSF_ROW_POINTERS(9)
-    MSF_ROW_POINTERS(10) MSF_ROW_POINTERS(11) MSF_ROW_POINTERS(12) MSF_ROW_POINTERS(13) MSF_ROW_POINTERS(14)
-    MSF_ROW_POINTERS(15)
-    const __m512 cb = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
-#define MSF_INIT(R) __m512 c##R = _mm512_add_ps(cb, _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f));
-    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
-    MSF_INIT(8) MSF_INIT(9) MSF_INIT(10) MSF_INIT(11) MSF_INIT(12) MSF_INIT(13) MSF_INIT(14) MSF_INIT(15)
-#undef MSF_INIT
-    for (int k = 0; k < K; ++k) {
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + static_cast<size_t>(k) * N);
-#define MSF_FMA(R) c##R = _mm512_fmadd_ps(_mm512_set1_ps(a##R[k]), b0, c##R);
-        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7)
-        MSF_FMA(8) MSF_FMA(9) MSF_FMA(10) MSF_FMA(11) MSF_FMA(12) MSF_FMA(13) MSF_FMA(14) MSF_FMA(15)
-#undef MSF_FMA
-    }
-#define MSF_STORE(R) \
-    if (rows > R) _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R);
-    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
-    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11) MSF_STORE(12) MSF_STORE(13) MSF_STORE(14) MSF_STORE(15)
-#undef MSF_STORE
-}
-#undef MSF_ROW_POINTERS
-
-__attribute__((target("avx512f"))) void gemm_avx512(float* out, const float* a, const float* b, const float* col_bias,
-                                                    const float* row_bias, int M, int K, int N) {
-    if (N <= 16) {
-        for (int m = 0; m < M; m += 16)
-            tile_avx512_narrow(out + static_cast<size_t>(m) * N, a + static_cast<size_t>(m) * K, b, col_bias,
-                               row_bias ? row_bias + m : nullptr, M - m < 16 ? M - m : 16, K, N, N);
-        return;
-    }
-    for (int m = 0; m < M; m += 8)
-        for (int n = 0; n < N; n += 32)
-            tile_avx512(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
-                        col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 8 ? M - m : 8,
-                        K, N, N - n < 32 ? N - n : 32);
-}
-
-#endif  // MSF_X86_DISPATCH
-
-using GemmFn = void (*)(float*, const float*, const float*, const float*, const float*, int, int, int);
-
-GemmFn select_gemm() {
-#ifdef MSF_X86_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return gemm_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return gemm_avx2;
+// The version of each ISA in isa::table(), or null where this build has none.
+gemm::Fn gemm_for(isa::Isa isa) {
+    switch (isa) {
+#ifdef MSF_X86
+        case isa::Isa::avx512: return gemm::avx512;
+        case isa::Isa::avx2: return gemm::avx2;
 #endif
-    return gemm_portable;
+#ifdef MSF_ARM64
+        case isa::Isa::neon: return gemm::neon;
+#endif
+        case isa::Isa::portable: return gemm::portable;
+        default: return nullptr;
+    }
 }
 
-void gemm(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
-          int N) {
-    static const GemmFn chosen = select_gemm();  // the CPU does not change while we run
-    if (M > 0 && N > 0) chosen(out, a, b, col_bias, row_bias, M, K, N);
+void gemm_run(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
+              int N) {
+    if (M > 0 && N > 0) gemm_for(isa::active())(out, a, b, col_bias, row_bias, M, K, N);
 }
 
 }  // namespace
 
-const char* gemm_isa() {
-    const GemmFn chosen = select_gemm();
-#ifdef MSF_X86_DISPATCH
-    if (chosen == gemm_avx512) return "avx512";
-    if (chosen == gemm_avx2) return "avx2";
-#endif
-    return chosen == gemm_portable ? "portable" : "unknown";
-}
+const char* gemm_isa() { return isa::name(isa::active()); }
 
-bool gemm_forward_isa(const std::string& isa, float* out, const float* a, const float* b, const float* col_bias,
+bool gemm_forward_isa(const std::string& name, float* out, const float* a, const float* b, const float* col_bias,
                       const float* row_bias, int M, int K, int N) {
-    GemmFn fn = isa == "portable" ? gemm_portable : nullptr;
-#ifdef MSF_X86_DISPATCH
-    __builtin_cpu_init();
-    if (isa == "avx512" && __builtin_cpu_supports("avx512f")) fn = gemm_avx512;
-    if (isa == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) fn = gemm_avx2;
-#endif
+    const isa::Entry* e = isa::find(name);
+    const gemm::Fn fn = e && e->available ? gemm_for(e->isa) : nullptr;
     if (!fn) return false;
     if (M > 0 && N > 0) fn(out, a, b, col_bias, row_bias, M, K, N);
     return true;
@@ -214,7 +65,7 @@ bool gemm_forward_isa(const std::string& isa, float* out, const float* a, const 
 
 void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N) {
     // out (M, N) = a (M, K) @ b (K, N)
-    gemm(out, a, b, nullptr, nullptr, M, K, N);
+    gemm_run(out, a, b, nullptr, nullptr, M, K, N);
 }
 
 void linear_forward_naive(float* out, const float* in, const float* weight, const float* bias, int M, int K,
@@ -231,13 +82,13 @@ void linear_forward_naive(float* out, const float* in, const float* weight, cons
 
 void linear_forward(float* out, const float* in, const float* weight_t, const float* bias, int M, int K, int N) {
     // out (M, N) = in (M, K) @ weight_t (K, N) + bias (N)
-    gemm(out, in, weight_t, bias, nullptr, M, K, N);
+    gemm_run(out, in, weight_t, bias, nullptr, M, K, N);
 }
 
 void linear_left_forward(float* out, const float* weight, const float* bias, const float* in, int M, int K,
                          int N) {
     // out (M, N) = weight (M, K) @ in (K, N) + bias (M)[:, None]
-    gemm(out, weight, in, nullptr, bias, M, K, N);
+    gemm_run(out, weight, in, nullptr, bias, M, K, N);
 }
 
 }  // namespace msf::kernels

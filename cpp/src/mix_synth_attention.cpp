@@ -15,7 +15,7 @@ size_t mix_synth_attention_scratch(const MixSynthAttentionWeights& w) {
     return 4 * TC + w.T + w.reweight_hidden + 2 * static_cast<size_t>(w.T) + branch;
 }
 
-MSF_VECTOR_CLONES void mix_synth_attention_forward(float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch) {
+static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch) {
     // out (T, C), z (T, C)
     const int T = w.T, C = w.C;
     const size_t TC = static_cast<size_t>(T) * C;
@@ -50,5 +50,7 @@ MSF_VECTOR_CLONES void mix_synth_attention_forward(float* out, const float* z, c
     }
     linear_forward(out, mixed, w.proj_t, w.proj_b, T, C, C);
 }
+
+MSF_ISA_DISPATCH(void, mix_synth_attention_forward, (float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch), (out, z, w, scratch))
 
 }  // namespace msf::kernels

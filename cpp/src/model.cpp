@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "isa.hpp"
 #include "kernels.hpp"
 #include "msf/msf.hpp"
 #include "safetensors.hpp"
@@ -258,6 +259,7 @@ void check_metadata(const Metadata& metadata, const Config& c) {
 }  // namespace
 
 Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_unique<Impl>()) {
+    isa::active();  // a bad MSF_ISA is an error at load, not at the first refine
     auto fmt = metadata.find("format");
     if (fmt != metadata.end() && fmt->second != "msf")
         throw WeightsError("metadata format is '" + fmt->second + "', expected 'msf'");

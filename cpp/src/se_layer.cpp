@@ -6,7 +6,7 @@
 
 namespace msf::kernels {
 
-MSF_VECTOR_CLONES void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch) {
+static MSF_INLINE void se_layer_forward_body(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch) {
     // e (N, d) in place, w1 (H, N), w2 (N, H); scratch: s (N), hidden (H)
     float* s = scratch;
     float* hidden = scratch + N;
@@ -21,5 +21,7 @@ MSF_VECTOR_CLONES void se_layer_forward(float* e, const float* w1, const float* 
         for (int j = 0; j < d; ++j) e[static_cast<size_t>(n) * d + j] *= gate;
     }
 }
+
+MSF_ISA_DISPATCH(void, se_layer_forward, (float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch), (e, w1, w2, N, d, H, scratch))
 
 }  // namespace msf::kernels

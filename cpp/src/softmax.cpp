@@ -4,7 +4,7 @@
 
 namespace msf::kernels {
 
-MSF_VECTOR_CLONES void softmax_forward(float* x, int rows, int cols) {
+static MSF_INLINE void softmax_forward_body(float* x, int rows, int cols) {
     // x (rows, cols) in place. The rows are short (d = N/r, often 12-32), so the exponentials run as one
     // loop over the whole matrix, where vectorisation pays, between the per-row max and sum passes.
     for (int r = 0; r < rows; ++r) {
@@ -21,5 +21,7 @@ MSF_VECTOR_CLONES void softmax_forward(float* x, int rows, int cols) {
         for (int c = 0; c < cols; ++c) row[c] *= inv;
     }
 }
+
+MSF_ISA_DISPATCH(void, softmax_forward, (float* x, int rows, int cols), (x, rows, cols))
 
 }  // namespace msf::kernels

@@ -5,18 +5,13 @@
 #include <cstdint>
 #include <cstring>
 
-// Vectorised clones for AVX-512 / AVX2 / baseline, chosen by the loader (ifunc) on x86-64 Linux.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define MSF_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MSF_VECTOR_CLONES
-#endif
+#include "isa.hpp"
 
 namespace msf::vmath {
 
 // e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor polynomial (error < 6e-9 relative),
 // 2^n assembled in the exponent bits. Results below float32's normal range are 0; x > 88.3 gives e^88.3.
-inline float exp(float x) {
+MSF_INLINE float exp(float x) {
     const bool underflow = x < -87.3f;
     x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // 88.3: 2^n stays finite
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
@@ -39,7 +34,7 @@ inline float exp(float x) {
 // erfc(x) by Numerical Recipes' Chebyshev fit erfc(z) = t exp(-z^2 + poly(t)), t = 1/(1 + z/2), for z = |x|,
 // |relative error| < 1.2e-7, and erfc(-z) = 2 - erfc(z). Near 0 erfc is near 1, so there is no
 // cancellation to guard against (unlike erf = 1 - erfc, which the NumPy reference needs).
-inline float erfc(float x) {
+MSF_INLINE float erfc(float x) {
     const float z = x < 0.0f ? -x : x;
     const float t = 1.0f / (1.0f + 0.5f * z);
     float poly = 0.17087277f;
@@ -58,7 +53,7 @@ inline float erfc(float x) {
 
 // Sums in 8 interleaved partial sums, which the compiler vectorises (it may not reorder one running
 // sum without -ffast-math). The order is fixed, so a window's result never depends on its batch.
-inline float dot(const float* a, const float* b, int n) {
+MSF_INLINE float dot(const float* a, const float* b, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -68,7 +63,7 @@ inline float dot(const float* a, const float* b, int n) {
     return sum;
 }
 
-inline float sum(const float* a, int n) {
+MSF_INLINE float sum(const float* a, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -79,7 +74,7 @@ inline float sum(const float* a, int n) {
 }
 
 // sum of (a[i] - mean)^2
-inline float sum_squared_deviation(const float* a, int n, float mean) {
+MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)

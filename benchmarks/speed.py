@@ -317,11 +317,19 @@ def main() -> None:
     versions = {"python": platform.python_version(), "numpy": np.__version__, "msf": getattr(msf, "__version__", "?"),
                 "torch": torch.__version__ if torch else "not installed",
                 "onnxruntime": ort.__version__ if ort else "not installed"}
-    meta = {"machine": f"{cpu}, {os.cpu_count()} logical cores", "date": datetime.datetime.now().isoformat(" ", "seconds"),
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith(("flags", "Features"))), [])
+    simd = [f for f in ("avx512f", "avx2", "fma", "asimd") if f in flags]
+    try:
+        from msf._core import kernels
+        isa = f"{kernels.isa()} (MSF_ISA={os.environ['MSF_ISA']})" if os.environ.get("MSF_ISA") else kernels.isa()
+    except ImportError:
+        isa = "n/a (msf._core not built)"
+    meta = {"machine": f"{cpu}, {os.cpu_count()} logical cores, SIMD flags {' '.join(simd) or 'none'}",
+            "isa": f"msf cpp kernels on {isa}", "date": datetime.datetime.now().isoformat(" ", "seconds"),
             "versions": versions, "command": " ".join([Path(sys.executable).name] + sys.argv),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "msf_threads_option": HAS_THREADS}
     print("# msf speed benchmark\n")
-    for key in ("machine", "date", "command", "load_average"):
+    for key in ("machine", "isa", "date", "command", "load_average"):
         print(f"- {key}: {meta[key]}")
     print("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     if threadpool_limits is None:

@@ -9,8 +9,7 @@ static MSF_INLINE void softmax_forward_body(float* x, int rows, int cols) {
     // loop over the whole matrix, where vectorisation pays, between the per-row max and sum passes.
     for (int r = 0; r < rows; ++r) {
         float* row = x + static_cast<size_t>(r) * cols;
-        float max = row[0];
-        for (int c = 1; c < cols; ++c) max = row[c] > max ? row[c] : max;
+        const float max = vmath::max(row, cols);
         for (int c = 0; c < cols; ++c) row[c] -= max;
     }
     const size_t n = static_cast<size_t>(rows) * cols;

@@ -73,6 +73,20 @@ MSF_INLINE float sum(const float* a, int n) {
     return total;
 }
 
+// max of a[0..n), n >= 1, in 8 interleaved running maxima (one running max is a serial chain the compiler
+// may not split); the maximum of finite values does not depend on the order.
+MSF_INLINE float max(const float* a, int n) {
+    float acc[8];
+    for (int l = 0; l < 8; ++l) acc[l] = a[0];
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] = a[i + l] > acc[l] ? a[i + l] : acc[l];
+    float m = acc[0];
+    for (int l = 1; l < 8; ++l) m = acc[l] > m ? acc[l] : m;
+    for (; i < n; ++i) m = a[i] > m ? a[i] : m;
+    return m;
+}
+
 // sum of (a[i] - mean)^2
 MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -51,24 +51,33 @@ MSF_INLINE float erfc(float x) {
     return x < 0.0f ? 2.0f - tail : tail;  // a select, not a branch, so that loops over erfc vectorise
 }
 
-// Sums in 8 interleaved partial sums, which the compiler vectorises (it may not reorder one running
-// sum without -ffast-math). The order is fixed, so a window's result never depends on its batch.
+// Sums in 16 interleaved partial sums (one zmm, two ymm or four xmm registers: the compiler vectorises
+// them; it may not reorder one running sum without -ffast-math), combined by a fixed tree. The order is
+// fixed, so a window's result never depends on its batch.
+constexpr int kLanes = 16;
+
+MSF_INLINE float combine_lanes(float* acc) {
+    for (int width = kLanes / 2; width >= 1; width /= 2)
+        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+    return acc[0];
+}
+
 MSF_INLINE float dot(const float* a, const float* b, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[kLanes] = {};
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
-    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; ++i) sum += a[i] * b[i];
-    return sum;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+    float total = combine_lanes(acc);
+    for (; i < n; ++i) total += a[i] * b[i];
+    return total;
 }
 
 MSF_INLINE float sum(const float* a, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[kLanes] = {};
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += a[i + l];
-    float total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i + kLanes <= n; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l];
+    float total = combine_lanes(acc);
     for (; i < n; ++i) total += a[i];
     return total;
 }
@@ -89,11 +98,11 @@ MSF_INLINE float max(const float* a, int n) {
 
 // sum of (a[i] - mean)^2
 MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[kLanes] = {};
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += (a[i + l] - mean) * (a[i + l] - mean);
-    float total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i + kLanes <= n; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += (a[i + l] - mean) * (a[i + l] - mean);
+    float total = combine_lanes(acc);
     for (; i < n; ++i) total += (a[i] - mean) * (a[i] - mean);
     return total;
 }

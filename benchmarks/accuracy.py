@@ -244,8 +244,9 @@ def main(argv=None):
     parser.add_argument("--plot-clip", help="write a PNG of one 3D sequence, msf vs linear (needs matplotlib)")
     args = parser.parse_args(argv)
     sequences = md.load_sequences(args.split)
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     print(f"data: motion_{args.split}.npz, {len(sequences)} sequences, {sum(map(len, sequences))} frames; "
-          f"seed {args.seed}; command: python benchmarks/accuracy.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+          f"seed {args.seed}; command: python benchmarks/accuracy.py {command}\n")
     table3, tables2 = {}, {}
     if args.model_3d:
         r3 = msf.Refiner.load(args.model_3d)

@@ -38,12 +38,12 @@ CLIP = ROOT / "examples" / "data" / "cmu_05_02.npy"
 
 def peak_rss_mib() -> float:
     status = Path("/proc/self/status").read_text()
-    return int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) / 1024
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
 def rss_mib() -> float:
     status = Path("/proc/self/status").read_text()
-    return int(next(l for l in status.splitlines() if l.startswith("VmRSS:")).split()[1]) / 1024
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 def keyframes(n: int, K: int, tracks: int) -> np.ndarray:
@@ -122,6 +122,7 @@ def child_windows(args) -> dict:
 def ort_session(refiner, model: str, threads: int, ort):
     import io
     import warnings
+
     import torch
     sys.path.insert(0, str(ROOT / "tools"))
     from torch_model import PoseRefinementModel
@@ -186,8 +187,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), "unknown CPU")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
     import msf
     core_kernels = getattr(getattr(msf.backend, "_core", None), "kernels", None)
     isa = core_kernels.isa() if core_kernels is not None else "n/a"

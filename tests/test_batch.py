@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import msf
-from msf import batch, cli, detectors
 from conftest import lsp14_keyframes as keyframes
+from msf import batch, cli, detectors
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 BROKEN = ("sub/garbage.npy", "bad.json", "sub/deeper/wrong_layout.npz")
@@ -138,7 +138,8 @@ def big(tmp_path_factory, lsp14_model_path, backend):
     for i in range(16):
         np.save(root / "in" / f"t{i:02d}.npy", keyframes(n_frames, i))
     refiner = msf.Refiner.load(lsp14_model_path)
-    args = cli.parser().parse_args(["recover", str(root / "in"), "-o", str(root / "ref"), "--model", str(lsp14_model_path)])
+    args = cli.parser().parse_args(["recover", str(root / "in"), "-o", str(root / "ref"),
+                                    "--model", str(lsp14_model_path)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the videos' assumed lengths, said once per file
         summary = batch.run([root / "in"], root / "ref", cli.partial(cli._recover_path, args), refiner)
@@ -155,8 +156,8 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("how, jobs", [("SIGINT", 2), ("SIGTERM", 1), ("kill a worker", 2)])
 def test_interrupted_runs_leave_nothing_partial_and_resume(tmp_path, big, lsp14_model_path, how, jobs):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "msf", "recover", str(big / "in"), "-o", str(out), "--model", str(lsp14_model_path),
-               "--jobs", str(jobs)]
+    command = [sys.executable, "-m", "msf", "recover", str(big / "in"), "-o", str(out),
+               "--model", str(lsp14_model_path), "--jobs", str(jobs)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(p.is_file() for p in out.iterdir())) and time.monotonic() < deadline:

@@ -695,7 +695,8 @@ ATTRS = ["numel", "key", "type", "size", "stride", "offset", "storage", "negated
          "__class__", "_metadata"]
 DEPTHS = [1, 2, 3, 500, 997, 998, 999, 1000, 1001, 1002, 5000, 100000]
 STACK_OPS = [b"0", b"1", b"2", b"(", b"t", b"s", b"u", b"a", b"e", b"R", b"Q", b"b", b"\x94", b"\x85", b"\x86",
-             b"\x87", b"\x90", b"\x91", b"N", b"}", b"]", b")", b"\x81", b"\x8f", b"h\x00", b"h\x05", b"j\xff\xff\xff\x7f"]
+             b"\x87", b"\x90", b"\x91", b"N", b"}", b"]", b")", b"\x81", b"\x8f", b"h\x00", b"h\x05",
+             b"j\xff\xff\xff\x7f"]
 
 
 @st.composite

@@ -109,6 +109,7 @@ def test_warnings_are_one_line_and_the_default_is_restored(monkeypatch, capsys):
     """Inside the CLI a warning prints as one `msf: warning:` line, without the source line Python's default
     format adds; outside it, Python's own warning display is back."""
     import warnings
+
     import msf.cli
     before = warnings.showwarning
     monkeypatch.setattr(msf.cli, "describe", lambda path: warnings.warn("two\nlines", RuntimeWarning) or "described")

@@ -48,8 +48,9 @@ BROKEN = {
     "unexpected tensor": (lambda t: t.update({"encoder.layers.0.extra": np.zeros(3)}), "encoder.layers.0.extra"),
     "extra layer": (lambda t: t.update({"encoder.layers.7.norm1.weight": np.zeros(64)}), "encoder.layers.7"),
     "wrong shape": (lambda t: t.update({"encoder.layers.1.norm2.bias": np.zeros(63)}), "encoder.layers.1.norm2.bias"),
-    "disagreeing layers": (lambda t: t.update({"encoder.layers.3.synth_att.synth_token.dense.weight": np.zeros((10, 64))}),
-                           "synth_token.dense.weight"),
+    "disagreeing layers": (
+        lambda t: t.update({"encoder.layers.3.synth_att.synth_token.dense.weight": np.zeros((10, 64))}),
+        "synth_token.dense.weight"),
     "used value_reduce missing": (lambda t: t.pop("encoder.layers.0.synth_att.synth_token.value_reduce.weight"),
                                   "value_reduce.weight"),
     "non-finite weight": (lambda t: t["fc.bias"].__setitem__(3, np.nan), "fc.bias"),

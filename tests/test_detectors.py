@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from msf import InputError, layouts
-from msf import detectors as det
+from msf import InputError, detectors as det, layouts
 from msf.detectors import Detections, PersonTrack
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motion_val.npz"
@@ -281,8 +280,8 @@ def test_mmpose_inferencer_and_demo_fixtures(mocap, tmp_path):
     np.testing.assert_array_equal(t.frames, people[0][0])
     np.testing.assert_array_equal(t.keypoints, people[0][1])
     np.testing.assert_array_equal(t.scores, people[0][2])
-    demo = _dump(tmp_path / "results_video.json",
-                 {"meta_info": {"dataset_name": "coco", "num_keypoints": 17}, "instance_info": _mmpose_frames(people, T, first=1)})
+    demo = _dump(tmp_path / "results_video.json", {"meta_info": {"dataset_name": "coco", "num_keypoints": 17},
+                                                   "instance_info": _mmpose_frames(people, T, first=1)})
     assert det.sniff(demo) == "mmpose"
     dd = det.read(demo)
     np.testing.assert_array_equal(dd.tracks[0].frames, people[0][0] + 1)     # frame_id as written
@@ -379,7 +378,8 @@ def test_recovered_track_round_trip(tmp_path):
     rng = np.random.default_rng(5)
     T = 17
     tracks = [PersonTrack(0, np.arange(T), rng.uniform(0, 1920, (T, 17, 2)) / 3.0, rng.uniform(0, 1, (T, 17))),
-              PersonTrack(4, np.arange(3, T), rng.uniform(0, 1080, (T - 3, 17, 2)) * math.pi, rng.uniform(0, 1, (T - 3, 17)))]
+              PersonTrack(4, np.arange(3, T), rng.uniform(0, 1080, (T - 3, 17, 2)) * math.pi,
+                          rng.uniform(0, 1, (T - 3, 17)))]
     for fmt in det.FORMATS:
         d = Detections("coco17", tracks, n_frames=T + 2, image_size=(1920, 1080), format=fmt)
         out = tmp_path / (fmt if fmt == "openpose" else f"{fmt}.json")
@@ -528,7 +528,8 @@ def test_from_ultralytics(mocap):
         wrap = _Tensor if f % 2 else np.asarray
         results.append(_NS(keypoints=_NS(xy=wrap(np.array(xy, dtype=np.float32)), conf=wrap(np.array(conf))),
                            boxes=_NS(id=wrap(np.array(ids, dtype=np.float32)), data=ids), orig_shape=(H, W)))
-    results.append(_NS(keypoints=_NS(xy=np.zeros((0, 17, 2)), conf=None), boxes=_NS(id=None, data=[]), orig_shape=(H, W)))
+    results.append(_NS(keypoints=_NS(xy=np.zeros((0, 17, 2)), conf=None), boxes=_NS(id=None, data=[]),
+                       orig_shape=(H, W)))
     d = det.from_ultralytics(iter(results))
     assert (d.format, d.layout, d.n_frames, d.image_size) == ("ultralytics", "coco17", 13, (1920.0, 1080.0))
     assert [t.track_id for t in d.tracks] == [3, 7]
@@ -537,7 +538,8 @@ def test_from_ultralytics(mocap):
         gone = np.isnan(kp[..., 0]) | (sc < 0.5)
         np.testing.assert_array_equal(np.isnan(t.keypoints[..., 0]), gone)
         np.testing.assert_allclose(t.keypoints[~gone], kp[~gone].astype(np.float32), rtol=0, atol=0)
-    untracked = [_NS(keypoints=r.keypoints, boxes=_NS(id=None, data=[1, 2]), orig_shape=r.orig_shape) for r in results[:-1]]
+    untracked = [_NS(keypoints=r.keypoints, boxes=_NS(id=None, data=[1, 2]), orig_shape=r.orig_shape)
+                 for r in results[:-1]]
     d2 = det.from_ultralytics(untracked)
     assert len(d2.tracks) == 2 and [t.track_id for t in d2.tracks] == [0, 1]
     with pytest.raises(InputError, match="frame 0: no keypoints"):
@@ -559,41 +561,51 @@ MALFORMED = [
     ("predictions.json", "[{\"image_id\": 1, ", None, r"predictions\.json: not valid JSON: .* line 1"),
     ("predictions.json", [_coco17_entry(i) for i in range(17)] + [{**_coco17_entry(17), "keypoints": [1.0] * 50}],
      None, r"predictions\.json: entry 17: keypoints has 50 numbers, expected 51"),
-    ("p.json", [{**_coco17_entry(), "keypoints": [1.0] * 50}], "coco", r"p\.json: entry 0: keypoints has 50 numbers, expected 3\*J"),
-    ("p.json", [{**_coco17_entry(), "keypoints": [1.0, "2", 3.0] * 17}], None, r"entry 0: keypoints\[1\] is \"2\", not a number"),
+    ("p.json", [{**_coco17_entry(), "keypoints": [1.0] * 50}], "coco",
+     r"p\.json: entry 0: keypoints has 50 numbers, expected 3\*J"),
+    ("p.json", [{**_coco17_entry(), "keypoints": [1.0, "2", 3.0] * 17}], None,
+     r"entry 0: keypoints\[1\] is \"2\", not a number"),
     ("p.json", [{**_coco17_entry(), "keypoints": [1.0, True, 3.0] * 17}], None, r"keypoints\[1\] is true"),
     ("p.json", [_coco17_entry(0), {**_coco17_entry(1), "keypoints": [1.0, 2.0, 3.0] * 26}], None,
      r"entry 1: keypoints has 78 numbers, expected 51"),
     ("p.json", [{**_coco17_entry(), "image_id": -4}], "coco", r"entry 0: negative image_id -4"),
-    ("p.json", [_coco17_entry(0), {**_coco17_entry(), "image_id": 3}], None, r"entry 1: image_id 3 is a number but entry 0"),
+    ("p.json", [_coco17_entry(0), {**_coco17_entry(), "image_id": 3}], None,
+     r"entry 1: image_id 3 is a number but entry 0"),
     ("p.json", [{**_coco17_entry(), "image_id": "a_1.jpg"}, {**_coco17_entry(), "image_id": "b_1.jpg"}], None,
      r"entry 1: image_id \"b_1.jpg\" and \"a_1.jpg\" \(entry 0\) both give frame 1"),
-    ("p.json", [{**_coco17_entry(), "image_id": "cat.jpg"}], None, r"entry 0: image_id \"cat.jpg\" has no frame number"),
+    ("p.json", [{**_coco17_entry(), "image_id": "cat.jpg"}], None,
+     r"entry 0: image_id \"cat.jpg\" has no frame number"),
     ("p.json", [{**_coco17_entry(), "track_id": 2}, {**_coco17_entry(), "track_id": 2}], None,
      r"entry 1: track 2 appears twice in frame 0 \(also at entry 0\)"),
     ("p.json", [{**_coco17_entry(), "track_id": [1, 2]}], None, r"entry 0: track_id must be"),
     ("p.json", [{**_coco17_entry(), "score": "high"}], None, r"entry 0: score: expected a number"),
-    ("p.json", '[{"image_id": 0, "keypoints": [NaN, 1, 1], "score": 1}]', "coco", r"p\.json: non-finite number NaN at line 1 column 32"),
-    ("p.json", '[{"image_id": 0, "keypoints": [1e400, 1, 1], "score": 1}]', "coco", r"entry 0: keypoints\[0\] is not finite"),
+    ("p.json", '[{"image_id": 0, "keypoints": [NaN, 1, 1], "score": 1}]', "coco",
+     r"p\.json: non-finite number NaN at line 1 column 32"),
+    ("p.json", '[{"image_id": 0, "keypoints": [1e400, 1, 1], "score": 1}]', "coco",
+     r"entry 0: keypoints\[0\] is not finite"),
     ("p.json", '[{"image_id": 0, "keypoints": [-Infinity, 1, 1]}]', "coco", r"non-finite number -Infinity"),
     ("p.json", "[" * 1001 + "]" * 1001, None, r"p\.json: JSON nested 1001 levels deep, more than the 1000"),
-    ("p.json", [{**_coco17_entry(), "keypoints": [1.0, 2.0, 0.5] * 18}], None, r"p\.json: no known detector layout has 18"),
+    ("p.json", [{**_coco17_entry(), "keypoints": [1.0, 2.0, 0.5] * 18}], None,
+     r"p\.json: no known detector layout has 18"),
     ("p.json", [{"image_id": 0}], "coco", r"entry 0: no 'keypoints'"),
-    ("p.json", {"people": [{"pose_keypoints_2d": [1.0, 2.0]}]}, None, r"p\.json: people\[0\]: pose_keypoints_2d has 2 numbers"),
+    ("p.json", {"people": [{"pose_keypoints_2d": [1.0, 2.0]}]}, None,
+     r"p\.json: people\[0\]: pose_keypoints_2d has 2 numbers"),
     ("p.json", {"people": [{"pose_keypoints_2d": []}]}, None, r"body model"),
     ("p.json", {"people": {"pose_keypoints_2d": []}}, None, r"p\.json: people must be a list"),
     ("p.json", {"people": [{"person_id": [4], "pose_keypoints_2d": [1, 2, 3] * 25},
-                           {"person_id": [4], "pose_keypoints_2d": [1, 2, 3] * 25}]}, None, r"people\[1\]: track 4 appears twice"),
+                           {"person_id": [4], "pose_keypoints_2d": [1, 2, 3] * 25}]}, None,
+     r"people\[1\]: track 4 appears twice"),
     ("p.json", [{"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 17, "keypoint_scores": [0.5] * 16}]}], None,
      r"entry\[0\] \(frame_id 0\): instances\[0\]: keypoint_scores has 16 values, expected 17"),
-    ("p.json", {"meta_info": {}, "instance_info": [{"frame_id": 1, "instances": []}, {"frame_id": 1, "instances": []}]}, None,
-     r"instance_info\[1\]: frame_id 1 again"),
+    ("p.json", {"meta_info": {}, "instance_info": [{"frame_id": 1, "instances": []}, {"frame_id": 1, "instances": []}]},
+     None, r"instance_info\[1\]: frame_id 1 again"),
     ("p.json", [{"frame_id": -1, "instances": []}], None, r"entry\[0\]: negative frame_id -1"),
     ("p.json", [{"frame_id": 0, "instances": [{"keypoints": [[1, 2, 3]] * 17}]}], None, r"3D keypoints"),
     ("p.json", [{"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 17}, {"keypoints": [[1, 2]] * 26}]}], None,
      r"instances\[1\]: 26 keypoints, but entry\[0\] \(frame_id 0\): instances\[0\] has 17"),
     ("p.json", [{"frame_id": 10 ** 12, "instances": []}], "mmpose", r"frame_id 1000000000000 is beyond"),
-    ("p.json", [[{"keypoints": {"x": [1.0] * 17, "y": [1.0] * 16}}]], None, r"frame 0: detection 0: keypoints\.x has 17 values and keypoints\.y 16"),
+    ("p.json", [[{"keypoints": {"x": [1.0] * 17, "y": [1.0] * 16}}]], None,
+     r"frame 0: detection 0: keypoints\.x has 17 values and keypoints\.y 16"),
     ("p.json", [[], [{"name": "person", "box": {}}]], "ultralytics", r"frame 1: detection 0: no 'keypoints'"),
     ("p.json", [[], {"a": 1}], "ultralytics", r"frame 1: expected a list of detections"),
     ("p.json", [{"frame": 0, "results": []}, {"frame": 0, "results": []}], None, r"entry 1: frame 0 again"),
@@ -643,7 +655,8 @@ def test_openpose_folder_errors(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x_000000000000_keypoints.json").write_text(json.dumps(person))
-    (bad / "x_000000000001_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": [1, "a", 0.5] * 25}]}))
+    (bad / "x_000000000001_keypoints.json").write_text(
+        json.dumps({"people": [{"pose_keypoints_2d": [1, "a", 0.5] * 25}]}))
     with pytest.raises(InputError, match=r"x_000000000001_keypoints\.json: people\[0\]: pose_keypoints_2d\[1\]"):
         det.read(bad)
     with pytest.raises(InputError, match="is a folder"):
@@ -743,11 +756,13 @@ def _valid_documents():
     return [
         [_coco17_entry(i) | {"track_id": i % 2} for i in range(3)],
         {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": [1.0, 2.0, 0.5] * 25}] * 2},
-        {"meta_info": {}, "instance_info": [{"frame_id": f, "instances": [{"keypoints": kp17, "keypoint_scores": [0.5] * 17,
-                                                                              "bbox": [[0, 0, 5, 5]], "bbox_score": 0.9}]}
-                                            for f in range(3)]},
+        {"meta_info": {},
+         "instance_info": [{"frame_id": f, "instances": [{"keypoints": kp17, "keypoint_scores": [0.5] * 17,
+                                                          "bbox": [[0, 0, 5, 5]], "bbox_score": 0.9}]}
+                           for f in range(3)]},
         [[{"name": "person", "class": 0, "confidence": 0.9, "box": {"x1": 0, "y1": 0, "x2": 1, "y2": 1}, "track_id": t,
-           "keypoints": {"x": [1.0] * 17, "y": [2.0] * 17, "visible": [0.9] * 17}} for t in range(2)] for _ in range(3)],
+           "keypoints": {"x": [1.0] * 17, "y": [2.0] * 17, "visible": [0.9] * 17}} for t in range(2)]
+         for _ in range(3)],
     ]
 
 

@@ -88,7 +88,8 @@ def test_overflowing_weights_are_an_error_not_nan(backend, threads):
     config, model = overflowing_model()
     refiner = msf.Refiner(model, backend, threads=threads)
     kf = np.random.default_rng(2).standard_normal((4, config.n_keyframes, config.P))
-    with pytest.raises(msf.InputError, match=r"window 0: the forward overflowed float32 .*largest \|weight\| 1\.\d+e\+20"):
+    with pytest.raises(msf.InputError,
+                       match=r"window 0: the forward overflowed float32 .*largest \|weight\| 1\.\d+e\+20"):
         refiner.refine(kf)
     with pytest.raises(msf.InputError, match="overflowed float32"):
         refiner.recover(kf[0], config.T)

@@ -13,7 +13,6 @@ import msf.ray  # noqa: E402
 from conftest import lsp14_keyframes as keyframes  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import msf
-from msf import refiner as refiner_module
 from conftest import OFFICIAL, official_config, random_state_dict
+from msf import refiner as refiner_module
 
 CONFIG = official_config(*OFFICIAL["pw3d"])
 POSE = {"skeleton": "test14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm"}

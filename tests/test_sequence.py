@@ -418,6 +418,7 @@ def test_recover_memory_is_bounded():
     """Beyond its input and output, recover holds a bounded amount of memory (chunks of windows), whatever
     the video's length: a stand-in for the model keeps this fast on either backend."""
     import tracemalloc
+
     from msf import sequence
     config = CONFIG
 

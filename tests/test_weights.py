@@ -90,8 +90,9 @@ MALFORMED = {
     "not utf-8": struct.pack("<Q", 4) + b"\xff\xfe{}",
     "not json": struct.pack("<Q", 3) + b"{x}",
     "not an object": raw_file([1, 2]),
-    "duplicate key": struct.pack("<Q", 2 * 61 + 1) + (b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
-                                                      b'"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}') + bytes(4),
+    "duplicate key": struct.pack("<Q", 2 * 61 + 1)
+    + b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    + bytes(4),
     "unsupported dtype": raw_file({"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}, bytes(8)),
     "negative shape": raw_file({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4)),
     "float shape": raw_file({"a": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}}, bytes(4)),
@@ -355,8 +356,10 @@ def test_messages_name_the_problem_and_the_place():
         (PARSE_CASES["65 dims"][0], r"tensor 't': shape has 65 dimensions, more than 64"),
         (PARSE_CASES["empty, nonzero dims over the element cap"][0], r"tensor 't': shape has too many elements"),
         (PARSE_CASES["huge int in a shape"][0], r"safetensors header has an integer of 4301 digits"),
-        (PARSE_CASES["lone high surrogate in a tensor name"][0], r"safetensors header has a lone surrogate .* 't\\ud800'"),
-        (PARSE_CASES["header 100k deep"][0], r"safetensors header nests arrays and objects \d+ deep, over the limit of 64"),
+        (PARSE_CASES["lone high surrogate in a tensor name"][0],
+         r"safetensors header has a lone surrogate .* 't\\ud800'"),
+        (PARSE_CASES["header 100k deep"][0],
+         r"safetensors header nests arrays and objects \d+ deep, over the limit of 64"),
     ]
     for data, pattern in cases:
         with pytest.raises(msf.WeightsError, match=pattern):

@@ -3,9 +3,13 @@
     python cpp/tests/make_vectors.py [OUT_DIR]
 
 Imports msf from the repository's src/ (no install needed; NumPy only). Seeded, so rerunning it rewrites
-the same files. vectors.txt holds named arrays, each as a line `name ndim dim...` followed by its values:
-kernel inputs are float32 (written with 9 significant digits, which round-trip exactly), expected
-outputs are the reference evaluated in float64 on those inputs (17 digits).
+the same files: model.safetensors and the inputs byte for byte on any machine, the float64 expected outputs
+up to their last digit or two where NumPy's BLAS sums matrix products in another order (another CPU or
+BLAS build); tests/test_vectors_fresh.py checks the committed files against a fresh run.
+
+vectors.txt holds named arrays, each as a line `name ndim dim...` followed by its values: kernel inputs
+are float32 (written with 9 significant digits, which round-trip exactly), expected outputs are the
+reference evaluated in float64 on those inputs (17 digits).
 """
 import json
 import sys

@@ -14,5 +14,5 @@ from .sequence import Stream, keyframe_indices
 from .weights import Weights
 
 __version__ = "0.1.0"
-__all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights", "WeightsError",
-           "backends", "keyframe_indices", "models", "__version__"]
+__all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights",
+           "WeightsError", "backends", "keyframe_indices", "models", "__version__"]

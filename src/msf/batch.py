@@ -7,9 +7,9 @@
 `recover_file(refiner, source, output, progress) -> frames` recovers one input (a file, or an OpenPose
 folder) into `output`, a path of the output's name in a hidden temporary folder, and returns how many
 frames it wrote; it should call `progress()` now and then (msf recover: before each sequence), which
-raises Stopped once the run is being stopped. It must pickle (a module-level function, or a functools.partial of one with
-picklable arguments), and so must the Refiner: each of `jobs` spawned workers unpickles both once, in
-the pool's initializer.
+raises Stopped once the run is being stopped. It must pickle (a module-level function, or a functools.partial
+of one with picklable arguments), and so must the Refiner: each of `jobs` spawned workers unpickles both
+once, in the pool's initializer.
 
 - Inputs: files as given; directories searched recursively for .npy, .npz and .json files and OpenPose
   folders (a folder of *_keypoints.json is one input), leaving out hidden names and anything under the

@@ -29,9 +29,9 @@ from .checkpoint import MAX_TOTAL_BYTES
 from .convert import convert, describe
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
+from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 from .refiner import MODELS_DIR, Refiner, models
 from .sequence import FLOAT32_MAX, MIN_SCORE, keyframe_count, keyframe_indices
-from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 
 
 def _root_joints(text: str) -> list[int | str]:

@@ -24,9 +24,9 @@ Formats (what each tool writes, and what is accepted):
     frame (frame = the digits before ``_keypoints.json``), each ``{"version", "people": [{"person_id":
     [-1], "pose_keypoints_2d": [x, y, c, ...], ...}]}``; ``person_id`` other than -1 (OpenPose's
     tracking) is a track id. A single such file is one frame (frame 0). ``pose_keypoints`` (the key of
-    early OpenPose JSON, version 0.1) is read as ``pose_keypoints_2d``. The writer writes a folder (``<folder name>_<frame>_keypoints
-    .json`` for every frame, version 1.3 with the empty face/hand arrays) or, for a path ending in
-    ``.json`` and a single frame 0, one file.
+    early OpenPose JSON, version 0.1) is read as ``pose_keypoints_2d``. The writer writes a folder
+    (``<folder name>_<frame>_keypoints.json`` for every frame, version 1.3 with the empty face/hand
+    arrays) or, for a path ending in ``.json`` and a single frame 0, one file.
 ``mmpose``
     MMPose prediction JSON: ``MMPoseInferencer(..., pred_out_dir=...)`` writes for a video a list
     ``[{"frame_id": i, "instances": [...]}]`` with frame_id 0, 1, ... (every frame), and for an image a
@@ -508,8 +508,9 @@ def associate(people_per_frame, *, gate: float = GATE, max_gap: int | None = Non
     appearance.
 
     The rule: a person's box is the bounding box of its detected (finite) joints scored at least 0.3
-    (or without a score; all detected joints when fewer than two are), its size the longer side. Frames are visited in order. A track's expected centre in frame f is its last centre moved on
-    at the velocity between its last two detections (its last centre if it has one). For every track
+    (or without a score; all detected joints when fewer than two are), its size the longer side. Frames
+    are visited in order. A track's expected centre in frame f is its last centre moved on at the
+    velocity between its last two detections (its last centre if it has one). For every track
     seen within the last ``max_gap`` frames (default: 5 times the median spacing of the frames that
     have people) and every person of frame f, the cost is the distance between expected and actual
     centre divided by the larger of the two box sizes; pairs with cost above ``gate`` (default 0.5) are

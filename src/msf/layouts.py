@@ -40,7 +40,8 @@ class Layout:
         try:
             return self.joints.index(joint)
         except ValueError:
-            raise InputError(f"layout {self.name!r} has no joint {joint!r}; its joints: {', '.join(self.joints)}") from None
+            raise InputError(f"layout {self.name!r} has no joint {joint!r}; "
+                             f"its joints: {', '.join(self.joints)}") from None
 
     @property
     def skeleton(self) -> list[tuple[int, int]]:

@@ -6,18 +6,19 @@
     for row in done.iter_rows():                                # or done.write_parquet(...), etc.
         row["source"], row["sequence"], row["frames"], row["error"]
 
-Rows of recover's result, one per sequence: "source" (the file's name relative to its argument, as `msf recover IN... -o OUTDIR` names outputs;
-for arrays, the index as a string), "sequence" (the name in an .npz/.json file; "" for one sequence),
-"keyframes" (M, P) float64 in the user's units, P = J * D ((M, J, D) flattened: Ray Data pads tensors
-of fewer dimensions within a column, so every row has two), "n_frames" (the video's length; 0 when the
-file gives none: the video then ends on its last keyframe), "error" ("" or why the row has no frames; a
-bad file or track fails its rows, not the data set). recover adds "frames" (n_frames, P) float32, empty
-where "error" is set: Refiner.recover's numbers bit for bit (reshape to (n_frames, J, D) with the
-model's pose["joints"] and pose["dims"]).
+Rows of recover's result, one per sequence: "source" (the file's name relative to its argument, as
+`msf recover IN... -o OUTDIR` names outputs; for arrays, the index as a string), "sequence" (the name
+in an .npz/.json file; "" for one sequence), "keyframes" (M, P) float64 in the user's units, P = J * D
+((M, J, D) flattened: Ray Data pads tensors of fewer dimensions within a column, so every row has two),
+"n_frames" (the video's length; 0 when the file gives none: the video then ends on its last keyframe),
+"error" ("" or why the row has no frames; a bad file or track fails its rows, not the data set).
+recover adds "frames" (n_frames, P) float32, empty where "error" is set: Refiner.recover's numbers bit
+for bit (reshape to (n_frames, J, D) with the model's pose["joints"] and pose["dims"]).
 
 Files are read by the actors that recover them (reading in tasks of their own would need CPUs that
-the actors hold), so their paths must be readable where those run (a shared file system). The msf keyframe files are read (.npy, .npz, .json of msf.files), not detector files. Row order
-is kept only if the Dataset's context says so (DataContext.execution_options.preserve_order).
+the actors hold), so their paths must be readable where those run (a shared file system). The msf
+keyframe files are read (.npy, .npz, .json of msf.files), not detector files. Row order is kept only
+if the Dataset's context says so (DataContext.execution_options.preserve_order).
 This module imports ray; `import msf` never imports this module.
 """
 from __future__ import annotations

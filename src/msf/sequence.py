@@ -652,7 +652,8 @@ class Stream:
         if off_grid != (last_keyframe is not None) or self.pushed + off_grid != expected:
             raise InputError(f"{n_frames} frames need {expected} keyframes (msf.keyframe_indices({n_frames}, {K}))"
                              f"{', the last one passed as last_keyframe' if off_grid else ''}; "
-                             f"{self.pushed} were pushed{' and a last_keyframe given' if last_keyframe is not None else ''}")
+                             f"{self.pushed} were pushed"
+                             f"{' and a last_keyframe given' if last_keyframe is not None else ''}")
         head = self._track.extend(self._poses(last_keyframe), [n_frames - 1]) if off_grid else None
         tail = self._track.finish(n_frames)
         return self._out(tail if head is None else np.concatenate([head, tail]))

@@ -14,17 +14,13 @@ threadpoolctl. torch uses torch.set_num_threads(n), ONNX Runtime intra_op_num_th
 Timing: warm-up, then per cell `repeats` timed blocks of about budget/repeats seconds each, engines
 interleaved within a config and thread count; a cell's time is the median block's time per call.
 """
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402 (the thread variables must be set before NumPy is imported)
+import argparse
 import copy
 import datetime
 import inspect
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -33,11 +29,15 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
 
-import msf
-from msf.config import Config
-from msf.reference import model_forward
+# the thread variables must be set before NumPy is imported
+import numpy as np  # noqa: E402
+
+import msf  # noqa: E402
+from msf.config import Config  # noqa: E402
+from msf.reference import model_forward  # noqa: E402
 
 try:
     import torch

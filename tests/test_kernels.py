@@ -5,10 +5,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import HAS_CPP
 import msf
+from conftest import HAS_CPP
 from msf import reference as ref
-from tolerances import KERNEL_ATOL, KERNEL_ATOL_OF_MAX, KERNEL_RTOL, MODEL_ATOL_OF_MAX, assert_close, dot_atol, gelu_rtol, layer_norm_atol
+from tolerances import (
+    KERNEL_ATOL,
+    KERNEL_ATOL_OF_MAX,
+    KERNEL_RTOL,
+    MODEL_ATOL_OF_MAX,
+    assert_close,
+    dot_atol,
+    gelu_rtol,
+    layer_norm_atol,
+)
 
 pytestmark = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
 if HAS_CPP:
@@ -72,7 +81,8 @@ def test_layer_norm(rows, C, scale, offset, seed):
     rng = np.random.default_rng(seed)
     x = f32(rng, rows, C, scale=scale) + np.float32(offset)
     w, b = 1 + f32(rng, C, scale=0.1), f32(rng, C, scale=0.1)
-    assert_close(kernels.layer_norm(x, w, b), ref.layer_norm(*f64(x, w, b)), rtol=KERNEL_RTOL, atol_of_max=KERNEL_ATOL_OF_MAX, atol=layer_norm_atol(x, w),
+    assert_close(kernels.layer_norm(x, w, b), ref.layer_norm(*f64(x, w, b)), rtol=KERNEL_RTOL,
+                 atol_of_max=KERNEL_ATOL_OF_MAX, atol=layer_norm_atol(x, w),
                  what="layer_norm")
 
 

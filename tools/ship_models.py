@@ -34,6 +34,10 @@ MODELS = {
     "h36m17-2d": dict(skeleton="h36m17", dims=2, units="normalised", root_joints=[], image_normalised=True),
     "coco17-2d": dict(skeleton="coco17", dims=2, units="normalised", root_joints=[], image_normalised=True),
 }
+# Motion prediction (tools/train_predict.py, benchmarks/predict.py)
+PREDICTION_MODELS = {
+    "h36m17-3d-predict": dict(skeleton="h36m17", dims=3, units="mm", root_joints=[0], image_normalised=False),
+}
 DATA = ("CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu; funded by NSF EIA-0196217), H36M-17 "
         "joints, 30 fps: train = motion_train.npz (subjects 07, 08, 09, 13, 14, salsa 60/61), validation = "
         "motion_val.npz (03, 05, 12)")
@@ -63,7 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--previous", type=Path, default=ROOT / "build" / "shipped-previous",
                         help="the shipped models the runs started from (copied there from src/msf/models "
                              "when the folder does not exist yet)")
-    parser.add_argument("--only", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--only", nargs="*", default=list(MODELS), choices=list(MODELS) + list(PREDICTION_MODELS))
     args = parser.parse_args(argv)
     if not args.previous.exists():
         args.previous.mkdir(parents=True)
@@ -71,6 +75,9 @@ def main(argv=None) -> int:
             (args.previous / f.name).write_bytes(f.read_bytes())
     shipped = []
     for name in args.only:
+        if name in PREDICTION_MODELS:
+            ship_prediction(name, args.checkpoints / f"{name}.pth.tar")
+            continue
         pose = MODELS[name]
         val = md.load_sequences("val", pose["skeleton"])
         checkpoint = args.checkpoints / f"{name}.pth.tar"
@@ -115,6 +122,37 @@ def main(argv=None) -> int:
         convert(checkpoint, output, source=description, **pose)
         print(f"wrote {output}")
     return 0
+
+
+def ship_prediction(name: str, checkpoint: Path) -> None:
+    """A motion-prediction model: converted with its prediction setting, evaluated by benchmarks/predict.py
+    on motion_val.npz, the figures and the training run in its provenance."""
+    import predict as predict_benchmark
+
+    pose = PREDICTION_MODELS[name]
+    performance = torch.load(checkpoint, weights_only=True)["performance"]
+    setting = {"history_frames": performance["history_frames"], "future_frames": performance["future_frames"],
+               "fps": performance["fps"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / f"{name}.safetensors"
+        convert(checkpoint, draft, prediction=setting, **pose)
+        refiner = msf.Refiner.load(draft)
+        sequences = [s for s in md.load_sequences("val") if len(s) > 1.2 * refiner.config.T + 2]
+        table, n = predict_benchmark.evaluate(refiner, sequences, 5)
+    description = json.dumps({
+        "data": DATA, "task": "short-term motion prediction (paper section 3.6): "
+                              f"{setting['history_frames']} observed frames at {setting['fps']:g} fps -> "
+                              f"{setting['future_frames']} predicted, root-relative",
+        "training": {"commands": [performance["command"]], "seeds": [performance["seed"]],
+                     "steps": performance["steps"],
+                     "val_future_mpjpe_mm": round(performance["val_future_mpjpe_mm"], 3)},
+        "validation": {"protocol": f"benchmarks/predict.py: motion_val.npz, {n} windows, root-relative MPJPE (mm) at "
+                                   f"{list(predict_benchmark.HORIZONS_MS)} ms",
+                       "figures": {m: [round(e, 2) for e in errors] for m, errors in table.items()}},
+    })
+    output = ROOT / "src" / "msf" / "models" / f"{name}.safetensors"
+    convert(checkpoint, output, source=description, prediction=setting, **pose)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python tools/train.py --kind 2d --minutes 25 --seed 0 -o build/train/h36m17-2d.pth.tar
     python tools/train.py --kind 3d --noise range --init h36m17-3d --minutes 45 -o build/train4/h36m17-3d.pth.tar
     python tools/train.py --kind 2d --layout coco17 --noise range --init h36m17-2d -o build/train4/coco17-2d.pth.tar
-    python tools/train.py --kind 3d --noise range --init build/train6/h36m17-3d.pth.tar --freeze-interp --accel-weight 4 ...
+    python tools/train.py --kind 3d --noise range --init h36m17-3d --set-interp cubic --accel-weight 1 ...
 
 Windows of T = 101 frames are cut from ../shared/data/motion_train.npz at a random speed (0.8-1.2x,
 linear resampling), rotated about the vertical axis, mirrored (left/right swapped) and scaled (0.9-1.1);
@@ -217,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--set-interp", choices=["linear", "cubic"],
                         help="set l_interp to this interpolation of the keyframes (after --init), keeping the rest")
     parser.add_argument("--freeze-interp", action="store_true",
-                        help="keep l_interp as it starts (e.g. the linear interpolation of an earlier --from-linear run)")
+                        help="keep l_interp as it starts (e.g. the linear interpolation of a --from-linear run)")
     parser.add_argument("--accel-weight", type=float, default=0.0,
                         help="add this times the L1 error of the frames' second differences (acceleration) to the loss")
     parser.add_argument("--init", help="continue from a checkpoint written by this script, an msf weight file "

@@ -6,9 +6,9 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from . import pose as pose_, weights
+from . import pose as pose_, predict as predict_, weights
 from .checkpoint import LEGACY_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointError, load_checkpoint
 from .config import Config
 from .errors import InputError, WeightsError
@@ -54,12 +54,14 @@ def _provenance(checkpoint: CheckpointSource, fields: dict, description: str | N
 
 def convert(checkpoint: CheckpointSource, output: str | os.PathLike, *, skeleton: str | None = None,
             dims: int | None = None, units: str | None = None, root_joints: Sequence[int | str] | None = None,
-            image_normalised: bool | None = None, source: str | None = None) -> Model:
+            image_normalised: bool | None = None, source: str | None = None,
+            prediction: Mapping | None = None) -> Model:
     """Converts a torch.save checkpoint (trainer checkpoint or bare state dict; path or bytes) to an msf
     weight file at `output`, without torch and without executing anything from the checkpoint.
 
     The config is inferred from the tensor shapes; the pose options are those of msf.pose.convention
     (defaults for the official P). source: a free-text description kept in the provenance metadata.
+    prediction: {"history_frames", "future_frames", "fps"} for a motion-prediction model (msf.predict).
     The file is written atomically (a failed conversion leaves nothing at `output`). Returns the Model
     as the file will load. Raises WeightsError (CheckpointError for unreadable checkpoints) or InputError
     for pose options that do not fit the model.
@@ -76,6 +78,9 @@ def convert(checkpoint: CheckpointSource, output: str | os.PathLike, *, skeleton
                             image_normalised=image_normalised)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_json(),
                 "pose": json.dumps(pose), "source": json.dumps(_provenance(checkpoint, ckpt.fields, source))}
+    if prediction is not None:
+        metadata[predict_.METADATA_KEY] = json.dumps(dict(prediction))
+        predict_.read_prediction(metadata, config)  # WeightsError when it does not fit the model
     model = Model.from_tensors(ckpt.state_dict, metadata)  # drops the unused value_reduce tensors
     # written beside the output, then renamed over it: a failure never leaves a partial file there
     out = os.path.abspath(output)

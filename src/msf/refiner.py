@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend as backends_, live, sequence, weights
+from . import backend as backends_, live, predict as predict_, sequence, weights
 from .config import Config
 from .errors import InputError, WeightsError
 from .inputs import real_array
@@ -31,6 +31,7 @@ class Refiner:
 
     def __init__(self, model: Model, backend: str = "auto", threads: int = 1):
         self._model = model
+        self._prediction = predict_.read_prediction(model.metadata, model.config)
         self._backend = backends_.create(model, backend, threads)
         self._threads = threads
         self._origin: tuple = ("model", model)  # what a pickle holds; load() puts the file there instead
@@ -134,6 +135,7 @@ class Refiner:
         in 1..Q, image_size not positive numbers within float32 range, no tracks, values beyond float32
         range before or after normalisation, and frames that would not be finite (see refine).
         """
+        self._require_keyframe_model("recover")
         return sequence.recover(self.config, self._backend.forward, self.pose, self._model.pose_shape,
                                 keyframes, n_frames, image_size=image_size, stride=stride, scores=scores,
                                 min_score=min_score)
@@ -145,6 +147,7 @@ class Refiner:
         frames after it (push, finish). latency="keyframe": msf.live.LiveStream, each frame within K frames
         of its detection, from the window ending on the newest detection (push only; stride does not apply;
         a missing joint holds its last detection)."""
+        self._require_keyframe_model("stream")
         if latency == "keyframe":
             if stride is not None:
                 raise InputError("stride applies to latency='window' streams only (a live stream runs one window "
@@ -156,6 +159,35 @@ class Refiner:
                              f"frames of its detection), got {latency!r}")
         return sequence.Stream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
                                image_size=image_size, stride=stride)
+
+    @property
+    def prediction(self) -> predict_.Prediction | None:
+        """For a motion-prediction model (e.g. "h36m17-3d-predict"): its history_frames, future_frames and
+        fps; None for a keyframe model."""
+        return self._prediction
+
+    def predict(self, history: Any, n_future: int, *, image_size=None) -> np.ndarray:
+        """The next n_future frames of a motion from its observed frames (paper §3.6), with a prediction model.
+
+        history: (H, J, D) or (N, H, J, D) for N motions (or P = J*D for J, D), H >= prediction.history_frames
+        observed frames sampled at prediction.fps, in the model's units (3D: millimetres); the last
+        history_frames are used and must be complete (no NaN). n_future: 1..prediction.future_frames.
+        image_size: (width, height) for image-normalised 2D models. Returns float32 (n_future, J, D) (or
+        (N, n_future, ...)): the frames after the last observed one. Root-relative 3D models predict the
+        pose about the root joint(s); the root moves on at its last observed velocity.
+        Raises InputError for a keyframe model, a wrong shape, too few frames, NaN, or n_future out of range.
+        """
+        if self._prediction is None:
+            raise InputError(f"this is a keyframe model (K={self.config.K}): predict needs a motion-prediction "
+                             f"model, e.g. msf.Refiner.load('h36m17-3d-predict')")
+        return predict_.predict(self.config, self._backend.forward, self.pose, self._model.pose_shape,
+                                self._prediction, history, n_future, image_size=image_size)
+
+    def _require_keyframe_model(self, what: str) -> None:
+        if self._prediction is not None:
+            raise InputError(f"this is a motion-prediction model ({self._prediction.history_frames} observed "
+                             f"frames -> {self._prediction.future_frames} predicted): {what}() needs a keyframe "
+                             f"model; use predict(history, n_future)")
 
     def __repr__(self) -> str:
         c, pose = self.config, self.pose

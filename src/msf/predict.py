@@ -1,0 +1,101 @@
+"""Short-term motion prediction (paper §3.6): the next frames of a motion from its last observed frames.
+
+A prediction model is the official architecture as a keyframe model with K = 1: its Q + 1 = T inputs are
+the observed poses followed by the last observed pose repeated (the coarse fill of the future), its T
+outputs the whole sequence, of which the future frames are the prediction. The weight file says so in
+its metadata key "prediction": {"history_frames": H, "future_frames": F, "fps": ...} with H + F = T.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .config import Config
+from .errors import InputError, WeightsError
+from .inputs import real_array
+from .sequence import Normaliser
+
+METADATA_KEY = "prediction"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """history_frames observed poses in, up to future_frames predicted out, sampled at fps."""
+
+    history_frames: int
+    future_frames: int
+    fps: float
+
+
+def read_prediction(metadata: Mapping[str, str], config: Config) -> Prediction | None:
+    """The prediction setting a weight file declares, or None for a keyframe model; WeightsError when the
+    declaration is malformed or does not fit the model's sizes."""
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        return None
+    try:
+        fields = json.loads(text)
+        spec = Prediction(int(fields["history_frames"]), int(fields["future_frames"]), float(fields["fps"]))
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise WeightsError(f"metadata {METADATA_KEY!r} is not {{\"history_frames\": H, \"future_frames\": F, "
+                           f"\"fps\": f}}: {e}") from None
+    if config.K != 1 or spec.history_frames < 2 or spec.future_frames < 1 or \
+            spec.history_frames + spec.future_frames != config.T or not np.isfinite(spec.fps) or spec.fps <= 0:
+        raise WeightsError(f"metadata {METADATA_KEY!r} {fields} does not fit this model: a prediction model has "
+                           f"K = 1 (here {config.K}), history_frames >= 2, future_frames >= 1, their sum = T "
+                           f"(here {config.T}) and fps > 0")
+    return spec
+
+
+def predict(config: Config, forward: Callable[[np.ndarray], np.ndarray], pose: Mapping,
+            pose_shape: tuple[int, int] | None, spec: Prediction, history, n_future: int,
+            image_size=None) -> np.ndarray:
+    """history (H, J, D) or (N, H, J, D) (or P for J, D), H >= spec.history_frames, in the model's units at
+    spec.fps -> (n_future, J, D) or (N, n_future, J, D) float32: the frames after the last observed one.
+    Root-relative models predict the pose about the root; the root itself moves on at its last velocity."""
+    h, P = spec.history_frames, config.P
+    if isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or \
+            not 1 <= n_future <= spec.future_frames:
+        raise InputError(f"n_future must be an integer in 1..{spec.future_frames} (this model predicts up to "
+                         f"{spec.future_frames} frames, {1000 * spec.future_frames / spec.fps:.0f} ms at "
+                         f"{spec.fps:g} fps), got {n_future!r}")
+    array = real_array(history, "history")
+    if array.ndim in (2, 3) and array.shape[-1] == P and pose_shape is not None:
+        batched, poses, shape_out = array.ndim == 3, array.reshape(array.shape[:-1] + pose_shape), (P,)
+    elif array.ndim in (3, 4) and array.shape[-2] * array.shape[-1] == P and \
+            pose_shape in (None, array.shape[-2:]):
+        batched, poses, shape_out = array.ndim == 4, array, array.shape[-2:]
+    else:
+        J, D = pose_shape or ("J", "D")
+        raise InputError(f"history has shape {array.shape}; this model expects (H, {J}, {D}) or (N, H, {J}, {D}) "
+                         f"(or {P} for {J}, {D}) with H >= {h} observed frames at {spec.fps:g} fps")
+    poses = poses[None] if not batched else poses
+    if poses.shape[0] == 0:
+        raise InputError("history holds no motions (its leading axis is 0)")
+    if poses.shape[1] < h:
+        raise InputError(f"history has {poses.shape[1]} frames; this model needs the last {h} observed frames "
+                         f"(at {spec.fps:g} fps)")
+    observed = poses[:, -h:].astype(np.float64)
+    if not np.isfinite(observed).all():
+        raise InputError(f"the last {h} frames of history contain NaN or infinite values; prediction needs "
+                         f"complete poses (fill missing joints first, e.g. with recover())")
+    normaliser = Normaliser(pose, observed.shape[-2:], image_size)
+    normalised, offsets = normaliser.forward_many(observed)  # (N, h, J, D), (N, h, D)
+    inputs = np.concatenate([normalised, np.repeat(normalised[:, -1:], spec.future_frames, axis=1)], axis=1)
+    with np.errstate(over="ignore"):
+        inputs32 = np.ascontiguousarray(inputs.reshape(len(inputs), config.T, P), dtype=np.float32)
+    if not np.isfinite(inputs32).all():
+        raise InputError("history values are beyond float32 range after normalisation")
+    out = forward(inputs32)[:, h:h + n_future].reshape((len(inputs), n_future) + observed.shape[-2:])
+    steps = np.arange(1, n_future + 1, dtype=np.float64)[None, :, None]
+    root_path = offsets[:, -1:] + steps * (offsets[:, -1:] - offsets[:, -2:-1])  # (N, n_future, D)
+    frames = np.stack([normaliser.inverse(f.astype(np.float64), r) for f, r in zip(out, root_path)])
+    with np.errstate(over="ignore"):
+        result = frames.astype(np.float32)
+    if not np.isfinite(result).all():
+        raise InputError("predicted frames are beyond float32 range")
+    result = result.reshape((len(result), n_future) + shape_out)
+    return result if batched else result[0]

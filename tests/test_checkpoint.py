@@ -480,6 +480,13 @@ def test_legacy_is_a_distinct_weights_error():
     assert issubclass(LegacyFormatError, CheckpointError) and issubclass(CheckpointError, WeightsError)
 
 
+def test_checkpoint_errors_live_in_errors_and_are_re_exported():
+    import msf
+    from msf import errors
+    assert checkpoint.CheckpointError is errors.CheckpointError is msf.CheckpointError
+    assert checkpoint.LegacyFormatError is errors.LegacyFormatError
+
+
 @pytest.mark.parametrize("records, message", [
     ({"byteorder": b"middle"}, "unknown byteorder record"),
     ({"constants.pkl": b"", "code/__torch__.py": b""}, "TorchScript archive"),

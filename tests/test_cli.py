@@ -52,7 +52,7 @@ def test_pose_options(checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--skeleton", "h36m17"], "skeleton h36m17 has 17 joints, which does not divide P = 42"),
     (["--image-normalised"], "image normalisation applies to 2D poses only"),
-    (["--dims", "2"], "--dims 2 disagrees with P = 42"),
+    (["--dims", "2"], "dims=2 (--dims 2 on the command line) disagrees with P = 42"),
 ])
 def test_bad_pose_options_are_one_line_errors(checkpoint, tmp_path, capsys, args, message):
     out = tmp_path / "model.safetensors"

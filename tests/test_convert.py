@@ -242,7 +242,8 @@ def test_existing_output_is_replaced(h36m_state, tmp_path):
 def test_pose_options_reach_the_file(tmp_path):
     state = random_state_dict(official_config(10, 5, 48, 32, 2), seed=5)
     data = torchless_checkpoint(state)
-    with pytest.raises(InputError, match="P = 48 is not an official configuration.*--skeleton"):
+    with pytest.raises(InputError, match="P = 48 is not an official configuration.*pass skeleton .*and, for "
+                                         "generic, dims; on the command line --skeleton and --dims$"):
         convert(data, tmp_path / "a.safetensors")
     model = convert(data, tmp_path / "a.safetensors", skeleton="generic", dims=3, root_joints=[0])
     assert model.pose_shape == (16, 3) and model.pose["root_joints"] == [0]
@@ -302,14 +303,16 @@ def test_pose_options(P, options, expected):
 
 @pytest.mark.parametrize("P, options, message", [
     (48, {}, "P = 48 is not an official configuration"),
-    (48, dict(skeleton="generic"), "needs --dims"),
-    (48, dict(skeleton="generic", dims=5), "--dims 5 does not divide"),
-    (30, dict(skeleton="h36m17"), "17 joints, which does not divide P = 30"),
-    (51, dict(dims=2), "--dims 2 disagrees with P = 51 = 17 joints"),
+    (48, dict(skeleton="generic"), r"needs dims \(--dims on the command line\)"),
+    (48, dict(skeleton="generic", dims=5), r"^dims=5 \(--dims 5 on the command line\) does not divide"),
+    (30, dict(skeleton="h36m17"), r"17 joints, which does not divide P = 30 .*choose another skeleton, one of "
+                                  r"h36m17, .* \(--skeleton on the command line\)$"),
+    (51, dict(dims=2), r"^dims=2 \(--dims 2 on the command line\) disagrees with P = 51 = 17 joints"),
     (51, dict(skeleton="coco"), "unknown skeleton 'coco'"),
     (51, dict(units="px"), "units 'px' do not fit 3D values: choose mm or m"),
     (51, dict(image_normalised=True), "2D poses only"),
-    (30, dict(units="px", image_normalised=True), "contradict image_normalised=True"),
+    (30, dict(units="px", image_normalised=True), r"contradict image_normalised=True \(--image-normalised on "),
+    (30, dict(units="normalised", image_normalised=False), r"image_normalised=False \(--no-image-normalised on "),
     (51, dict(root_joints=[17]), "index 17 is out of range for 17 joints"),
     (51, dict(root_joints=["hips"]), "root joint 'hips' is not a joint"),
     (51, dict(root_joints=[0, "pelvis"]), "repeat a joint"),

@@ -108,8 +108,9 @@ def test_backend_names():
     names = msf.backends()
     assert "numpy" in names and (("cpp" in names) == HAS_CPP)
     model = msf.Model.from_tensors(random_state_dict(CONFIG))
-    with pytest.raises(msf.BackendError, match="unknown backend"):
+    with pytest.raises(msf.InputError, match="unknown backend 'gpu'") as e:  # a bad argument
         msf.Refiner(model, "gpu")
+    assert isinstance(e.value, msf.BackendError)  # what it was before errors.py's rule: still caught as that
     assert msf.Refiner(model, "numpy").backend == "numpy"
     if HAS_CPP:
         assert msf.Refiner(model, "cpp").backend == "cpp"
@@ -171,10 +172,69 @@ def test_threads_give_identical_results(keyframes, threads):
                                   msf.Refiner(model, "cpp", threads=1).refine(batch))
 
 
-@pytest.mark.parametrize("threads", [-1, 1.5, "2", True])
-def test_bad_thread_counts_are_refused(threads):
-    with pytest.raises(msf.BackendError, match="threads"):
-        msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG)), "numpy", threads=threads)
+@pytest.mark.parametrize("batch", [1, 7, 20, 61])
+def test_numpy_threads_give_identical_results(keyframes, monkeypatch, batch):
+    """The NumPy backend splits a call's windows over its threads: the same numbers, bit for bit, for any
+    thread count, also where a chunk splits into parts and across several chunks (with a chunk of 8
+    windows: 61 windows are 8 chunks, over 2 threads parts of 4, the last one short)."""
+    from msf import backend as backend_
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=1))
+    kf = np.concatenate([keyframes * (i + 1) for i in range(-(-batch // 4))])[:batch]
+    serial = msf.Refiner(model, "numpy", threads=1).refine(kf)
+    for threads in (2, 3, 0, 64):
+        np.testing.assert_array_equal(msf.Refiner(model, "numpy", threads=threads).refine(kf), serial)
+    alone = np.stack([msf.Refiner(model, "numpy").refine(k) for k in kf])  # every window on its own
+    np.testing.assert_array_equal(alone, serial)
+    monkeypatch.setattr(backend_, "_NUMPY_CHUNK", 8)
+    for threads in (1, 2, 0):
+        assert np.array_equal(msf.Refiner(model, "numpy", threads=threads).refine(kf), serial), threads
+
+
+def test_numpy_threads_run_concurrently(keyframes, monkeypatch):
+    """threads=N really runs N parts at once (each waits for the others at a barrier)."""
+    import threading
+
+    from msf import backend as backend_
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=1))
+    barrier, seen = threading.Barrier(3, timeout=30), set()
+    forward = backend_.model_forward
+
+    def waiting_forward(*args):
+        seen.add(threading.get_ident())
+        barrier.wait()
+        return forward(*args)
+
+    monkeypatch.setattr(backend_, "model_forward", waiting_forward)
+    out = msf.Refiner(model, "numpy", threads=3).refine(np.concatenate([keyframes] * 3))  # 12 windows: 3 parts
+    assert len(seen) == 3 and out.shape == (12, 51, 42)
+
+
+@pytest.mark.parametrize("name", ["numpy", pytest.param("cpp", marks=requires_cpp)])
+def test_threads_report_the_first_overflowing_window(keyframes, name):
+    """Windows 7 and 13 of 20 overflow float32 (keyframes of 3e38): every thread count names window 7."""
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=1))
+    kf = np.concatenate([keyframes] * 5)
+    kf[[13, 7]] = 3e38
+    for threads in (1, 2, 3, 0):
+        with pytest.raises(msf.InputError, match="NaN or infinite for window 7: the forward overflowed"):
+            msf.Refiner(model, name, threads=threads).refine(kf)
+
+
+@pytest.mark.parametrize("name", ["numpy", pytest.param("cpp", marks=requires_cpp)])
+@pytest.mark.parametrize("threads", [-1, 1.5, "2", True, None])
+def test_bad_thread_counts_are_refused(name, threads):
+    """A bad thread count is a bad argument: InputError (a ValueError), on both backends."""
+    with pytest.raises(msf.InputError, match=r"threads must be an integer >= 0 \(0: one per core\)") as e:
+        msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG)), name, threads=threads)
+    assert isinstance(e.value, ValueError) and not isinstance(e.value, msf.BackendError)
+
+
+@pytest.mark.parametrize("name", ["numpy", pytest.param("cpp", marks=requires_cpp)])
+def test_thread_counts_of_any_integer_type_and_size(keyframes, name):
+    model = msf.Model.from_tensors(random_state_dict(CONFIG, seed=1))
+    serial = msf.Refiner(model, name).refine(keyframes)
+    for threads in (np.int64(2), 2**40):  # NumPy integers; more threads than a C int holds: one per window
+        np.testing.assert_array_equal(msf.Refiner(model, name, threads=threads).refine(keyframes), serial)
 
 
 @settings(max_examples=30, deadline=None)

@@ -208,6 +208,8 @@ void bind_kernels(py::module_& k) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "msf C++ core: kernels and the MixSynthFormer forward in float32";
+    // The rule of src/msf/errors.py: msf::WeightsError -> msf.WeightsError, msf::InputError and
+    // msf::NumericError -> msf.InputError, std::bad_alloc -> MemoryError (pybind11's own translation).
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

@@ -1,4 +1,8 @@
 // The C API (msf.h) over msf::Model: arguments checked here, every exception turned into a status code.
+// The rule (msf.h, msf/errors.hpp): a malformed call (NULL pointers, lengths that do not match the batch,
+// overlapping buffers) is MSF_ERR_ARGUMENT, found here before the core is called; the core's exceptions
+// map one to one: WeightsError -> MSF_ERR_WEIGHTS, InputError -> MSF_ERR_INPUT, NumericError ->
+// MSF_ERR_NUMERIC, allocation failures -> MSF_ERR_MEMORY, anything else -> MSF_ERR_INTERNAL.
 #include "msf/msf.h"
 
 #include <cstdint>

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import CheckpointError, LegacyFormatError  # defined there; re-exported from here
 
 MAX_TOTAL_BYTES = 2 << 30  # all members together, and all state-dict tensors together
 MAX_PICKLE_BYTES = 16 << 20  # data.pkl of a real checkpoint: ~100 bytes per tensor
@@ -64,14 +64,6 @@ class _ShortRepr(reprlib.Repr):
 
 
 _show = _ShortRepr().repr
-
-
-class CheckpointError(WeightsError):
-    """A checkpoint is refused: not a torch.save zip archive, malformed, over a cap, or it needs code."""
-
-
-class LegacyFormatError(CheckpointError):
-    """The file is a pre-1.6 torch.save (a bare pickle stream), which this reader does not parse."""
 
 
 # numpy dtype (None: bfloat16, decoded by hand) and whether it is a floating-point type

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import Error
+from .errors import BackendError
 
 
 def linear_interpolation(keyframes: np.ndarray, indices: np.ndarray, n_frames: int) -> np.ndarray:
@@ -29,7 +29,8 @@ def plot_sequence(path: str | os.PathLike, keyframes: np.ndarray, indices: np.nd
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise Error('msf plot needs matplotlib: pip install "msf[plot]" (or pip install matplotlib)') from None
+        raise BackendError('plotting (plot_sequence, `msf plot` on the command line) needs matplotlib: '
+                           'pip install "msf[plot]" (or pip install matplotlib)') from None
     n, J, D = refined.shape
     linear = linear_interpolation(keyframes, indices, n)
     joints = list(joints) or sorted({J - 1, J // 2, max(0, J // 3)})

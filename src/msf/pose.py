@@ -92,6 +92,16 @@ def _root_joints(root_joints: Sequence[int | str], joints: Sequence[str]) -> lis
     return indices
 
 
+def _option(name: str, value: object = None) -> str:
+    """A convert/convention option as both its callers spell it: "dims=5 (--dims 5 on the command line)"."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"{name}={value} ({flag if value else '--no-' + flag[2:]} on the command line)"
+    if value is None:
+        return f"{name} ({flag} on the command line)"
+    return f"{name}={value!r} ({flag} {value} on the command line)"
+
+
 def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, units: str | None = None,
                root_joints: Sequence[int | str] | None = None, image_normalised: bool | None = None) -> dict:
     """The pose JSON object for a model with P values per pose. The skeleton defaults to P's official one;
@@ -103,14 +113,15 @@ def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, 
     if skeleton is None:
         if official is None:
             raise InputError(f"P = {P} is not an official configuration, so the pose convention cannot be "
-                             f"guessed: pass --skeleton (one of {_names()}) and, for {GENERIC}, --dims")
+                             f"guessed: pass skeleton (one of {_names()}) and, for {GENERIC}, dims; on the "
+                             f"command line --skeleton and --dims")
         skeleton = official[0]
     skeleton = ALIASES.get(skeleton, skeleton)
     if skeleton == GENERIC:
         if dims is None:
-            raise InputError(f"skeleton {GENERIC!r} needs --dims (values per joint: 2, 3 or 6)")
+            raise InputError(f"skeleton {GENERIC!r} needs {_option('dims')}: values per joint, 2, 3 or 6")
         if dims not in UNITS or P % dims:
-            raise InputError(f"--dims {dims} does not divide P = {P} into joints of 2, 3 or 6 values")
+            raise InputError(f"{_option('dims', dims)} does not divide P = {P} into joints of 2, 3 or 6 values")
         skel = Skeleton(GENERIC, tuple(f"joint_{j}" for j in range(P // dims)), None, ())
     elif skeleton in SKELETONS:
         skel = SKELETONS[skeleton]
@@ -119,9 +130,11 @@ def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, 
     J = len(skel.joints)
     if P % J or P // J not in UNITS:
         raise InputError(f"skeleton {skel.name} has {J} joints, which does not divide P = {P} into 2, 3 or 6 "
-                         f"values per joint: choose another --skeleton ({_names()})")
+                         f"values per joint: choose another skeleton, one of {_names()} (--skeleton on the "
+                         f"command line)")
     if dims is not None and dims != P // J:
-        raise InputError(f"--dims {dims} disagrees with P = {P} = {J} joints of {skel.name} x {P // J}")
+        raise InputError(f"{_option('dims', dims)} disagrees with P = {P} = {J} joints of {skel.name} "
+                         f"x {P // J}")
     dims = P // J
     if image_normalised and dims != 2:
         raise InputError(f"image normalisation applies to 2D poses only; these are {dims}D")
@@ -137,8 +150,8 @@ def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, 
     if image_normalised is None:
         image_normalised = units == "normalised"
     if image_normalised != (units == "normalised"):
-        raise InputError(f"units {units!r} contradict image_normalised={image_normalised}: 2D poses divided "
-                         f"by the image size have units 'normalised'")
+        raise InputError(f"units {units!r} contradict {_option('image_normalised', image_normalised)}: 2D "
+                         f"poses divided by the image size have units 'normalised'")
     if root_joints is None:
         root_joints = skel.root_joints if dims == 3 else ()
     roots = _root_joints(root_joints, skel.joints)

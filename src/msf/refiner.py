@@ -39,9 +39,10 @@ class Refiner:
     @classmethod
     def load(cls, source: str | os.PathLike | bytes, backend: str = "auto", threads: int = 1) -> "Refiner":
         """source: a .safetensors path, the file's bytes, or a shipped model's name (see msf.models()).
-        backend: "auto", "cpp" or "numpy". threads: the C++ backend splits each batch of windows over this
-        many threads (0: one per core; results are identical for any count). Raises WeightsError for a
-        missing or malformed file.
+        backend: "auto", "cpp" or "numpy". threads: each batch of windows is split over this many threads,
+        in either backend (0: one per core; results are identical for any count). Raises WeightsError for a
+        missing or malformed file, InputError for a bad threads value or an unknown backend name,
+        BackendError for backend="cpp" where the C++ extension is not built.
 
         A Refiner pickles as what it was loaded from (the file's bytes, or a shipped model's name and the
         file's sha256 digest, checked when unpickled), its backend ("cpp" or "numpy", as resolved here)

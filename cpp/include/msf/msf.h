@@ -49,23 +49,37 @@ extern "C" {
 /* A loaded model: weights and hyper-parameters (all inferred from the weight file). */
 typedef struct msf_model msf_model;
 
-/* Status codes returned by msf_refine (and by msf_last_status after any call that can fail). */
+/* Status codes returned by msf_refine (and by msf_last_status after any call that can fail).
+ *
+ * One rule, the same as the C++ exceptions (msf/errors.hpp) and Python's (msf.errors): the code says what
+ * is wrong. MSF_ERR_WEIGHTS: the model is bad. MSF_ERR_ARGUMENT and MSF_ERR_INPUT: the caller passed
+ * something bad; ARGUMENT when the call itself is malformed (checked by the C layer before any data is
+ * read), INPUT when well-formed buffers hold bad values. C++ throws msf::InputError and Python raises
+ * msf.InputError for both. There is no bad thread count: n_threads <= 0 means one per hardware thread.
+ * The numeric values are part of the ABI and never change; a new code gets a new number. */
 enum msf_status {
     MSF_OK = 0,
-    MSF_ERR_WEIGHTS = 1,   /* weights missing, unreadable, malformed, or not a MixSynthFormer */
-    MSF_ERR_INPUT = 2,     /* keyframes contain NaN or infinite values */
-    MSF_ERR_ARGUMENT = 3,  /* a null pointer, a buffer length that does not match the batch, overlapping buffers */
-    MSF_ERR_MEMORY = 4,    /* an allocation failed */
+    MSF_ERR_WEIGHTS = 1,   /* weights missing, unreadable, malformed, or not a MixSynthFormer
+                              (C++ msf::WeightsError, Python msf.WeightsError) */
+    MSF_ERR_INPUT = 2,     /* bad values in well-formed arguments: keyframes contain NaN or infinite values;
+                              or MSF_ISA names an instruction set msf or this CPU lacks (at load)
+                              (C++ msf::InputError, Python msf.InputError) */
+    MSF_ERR_ARGUMENT = 3,  /* a malformed call: a null pointer, a buffer length that does not match the batch,
+                              overlapping buffers (C++ msf::InputError, Python msf.InputError, where they check
+                              the same) */
+    MSF_ERR_MEMORY = 4,    /* an allocation failed (C++ std::bad_alloc, Python MemoryError) */
     MSF_ERR_INTERNAL = 5,  /* a bug in msf; please report it with msf_last_error() */
     MSF_ERR_NUMERIC = 6    /* the forward overflowed float32: finite keyframes gave NaN or infinite frames
-                              (keyframes far outside the model's units, or weights no training produces) */
+                              (keyframes far outside the model's units, or weights no training produces)
+                              (C++ msf::NumericError, Python msf.InputError) */
 };
 
 /* The library version, "MAJOR.MINOR.PATCH". */
 const char* msf_version(void);
 
 /* Loads a safetensors weight file (untrusted input: every byte is bounds-checked). Returns NULL on
- * failure; msf_last_status() then tells why (MSF_ERR_WEIGHTS, MSF_ERR_ARGUMENT, MSF_ERR_MEMORY). */
+ * failure; msf_last_status() then tells why (MSF_ERR_WEIGHTS, MSF_ERR_ARGUMENT, MSF_ERR_MEMORY, or
+ * MSF_ERR_INPUT when the environment variable MSF_ISA names an instruction set this CPU lacks). */
 msf_model* msf_load_file(const char* path);
 /* Same, from the file's bytes in memory; the buffer is not referenced after the call returns. */
 msf_model* msf_load_buffer(const void* data, size_t size);

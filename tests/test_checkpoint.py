@@ -118,6 +118,12 @@ def test_strided_shared_and_empty_tensors(torch):
     assert_bit_identical(ours, torch.load(io.BytesIO(data), weights_only=True), torch)
 
 
+def member(name: str) -> zipfile.ZipInfo:
+    """A zip member with a fixed timestamp, so that the same members give the same bytes (writestr(name)
+    stamps the current time, and a test comparing two archives built a second apart would flake)."""
+    return zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+
+
 def rewrite(data: bytes, change=lambda rel, payload: payload, compression=zipfile.ZIP_STORED,
             extra: dict | None = None) -> bytes:
     """A copy of a zip archive with each member's payload passed through change(relative name, payload)."""
@@ -127,9 +133,9 @@ def rewrite(data: bytes, change=lambda rel, payload: payload, compression=zipfil
             prefix, rel = info.filename.split("/", 1)
             payload = change(rel, src.read(info))
             if payload is not None:
-                dst.writestr(info.filename, payload)
+                dst.writestr(member(info.filename), payload, compress_type=compression)
         for rel, payload in (extra or {}).items():
-            dst.writestr(f"{prefix}/{rel}", payload)
+            dst.writestr(member(f"{prefix}/{rel}"), payload, compress_type=compression)
     return out.getvalue()
 
 
@@ -244,7 +250,7 @@ def archive(pickled: bytes, storages: dict | None = None, prefix="archive", comp
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression) as z:
         for rel, payload in members.items():
-            z.writestr(f"{prefix}/{rel}", payload)
+            z.writestr(member(f"{prefix}/{rel}"), payload, compress_type=compression)
     return out.getvalue()
 
 

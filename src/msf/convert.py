@@ -144,6 +144,10 @@ def describe(path: str | os.PathLike) -> str:
         "               2 [T(Q+1)P + 2TPC + L (TC d_t (2 + [d_t<T]) + 2T se_t + TC d_c (2 + [d_c<C]) + 2C se_c",
         "               + 3T reweight_hidden + TC^2 + 2TC ffn_hidden)]; element-wise work is not counted",
     ]
+    prediction = predict_.read_prediction(model.metadata, c)
+    if prediction is not None:
+        lines.insert(3, f"  prediction   {prediction.history_frames} observed frames -> the next "
+                        f"{prediction.future_frames} at {prediction.fps:g} fps (Refiner.predict; not a keyframe model)")
     if "source" in model.metadata:
         lines.append(f"  source       {model.metadata['source']}")
     return "\n".join(lines)

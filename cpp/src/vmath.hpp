@@ -52,8 +52,9 @@ MSF_INLINE float erfc(float x) {
 }
 
 // Sums in 16 interleaved partial sums (one zmm, two ymm or four xmm registers: the compiler vectorises
-// them; it may not reorder one running sum without -ffast-math), combined by a fixed tree. The order is
-// fixed, so a window's result never depends on its batch.
+// them; it may not reorder one running sum without -ffast-math), then at most one step of 8 (short rows,
+// e.g. d = 12 or 25, would otherwise be mostly scalar tail), combined by a fixed tree. The order depends
+// only on n, so a window's result never depends on its batch.
 constexpr int kLanes = 16;
 
 MSF_INLINE float combine_lanes(float* acc) {
@@ -67,6 +68,10 @@ MSF_INLINE float dot(const float* a, const float* b, int n) {
     int i = 0;
     for (; i + kLanes <= n; i += kLanes)
         for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+    if (i + kLanes / 2 <= n) {
+        for (int l = 0; l < kLanes / 2; ++l) acc[l] += a[i + l] * b[i + l];
+        i += kLanes / 2;
+    }
     float total = combine_lanes(acc);
     for (; i < n; ++i) total += a[i] * b[i];
     return total;
@@ -77,6 +82,10 @@ MSF_INLINE float sum(const float* a, int n) {
     int i = 0;
     for (; i + kLanes <= n; i += kLanes)
         for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l];
+    if (i + kLanes / 2 <= n) {
+        for (int l = 0; l < kLanes / 2; ++l) acc[l] += a[i + l];
+        i += kLanes / 2;
+    }
     float total = combine_lanes(acc);
     for (; i < n; ++i) total += a[i];
     return total;
@@ -102,6 +111,10 @@ MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
     int i = 0;
     for (; i + kLanes <= n; i += kLanes)
         for (int l = 0; l < kLanes; ++l) acc[l] += (a[i + l] - mean) * (a[i + l] - mean);
+    if (i + kLanes / 2 <= n) {
+        for (int l = 0; l < kLanes / 2; ++l) acc[l] += (a[i + l] - mean) * (a[i + l] - mean);
+        i += kLanes / 2;
+    }
     float total = combine_lanes(acc);
     for (; i < n; ++i) total += (a[i] - mean) * (a[i] - mean);
     return total;

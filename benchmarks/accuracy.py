@@ -26,16 +26,12 @@ import numpy as np
 
 import msf
 from msf import layouts
+from msf.baselines import linear_interpolation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import motion_data as md  # noqa: E402
 
-
-def linear(keyframes: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
-    """(M, J, D) at `indices` -> (n, J, D), piecewise linear in time."""
-    flat = keyframes.reshape(len(keyframes), -1)
-    out = np.stack([np.interp(np.arange(n), indices, flat[:, i]) for i in range(flat.shape[1])], axis=1)
-    return out.reshape((n,) + keyframes.shape[1:])
+linear = linear_interpolation  # (M, J, D) at `indices` -> (n, J, D), piecewise linear in time (msf.baselines)
 
 
 def cubic(keyframes: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:

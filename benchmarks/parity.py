@@ -13,15 +13,16 @@ import numpy as np
 import torch
 
 import msf
+from msf.config import OFFICIAL_CONFIGS, OFFICIAL_REDUCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from torch_model import random_model  # noqa: E402
 
-CONFIGS = {  # (K, Q, P, C, L, reduce_token, reduce_channel)
-    "h36m": (10, 10, 51, 64, 4, 4, 1), "jhmdb": (10, 1, 30, 128, 5, 4, 1), "pw3d": (10, 5, 42, 32, 4, 4, 1),
-    "pw3d/pare": (5, 10, 42, 32, 4, 4, 1), "aist": (10, 10, 42, 128, 5, 4, 1), "h36m_smpl": (10, 10, 144, 64, 4, 4, 1),
-    "h36m r_t=1": (10, 10, 51, 64, 4, 1, 1), "h36m r_c=8": (10, 10, 51, 64, 4, 4, 8),
-    "aist r_t=1 r_c=8": (10, 10, 42, 128, 5, 1, 8),
+_RT, _RC = OFFICIAL_REDUCE["reduce_token"], OFFICIAL_REDUCE["reduce_channel"]
+CONFIGS = {  # (K, Q, P, C, L, reduce_token, reduce_channel): the official ones (msf.config), then variants
+    **{name.replace("_pare", "/pare"): (*spec, _RT, _RC) for name, spec in OFFICIAL_CONFIGS.items()},
+    "h36m r_t=1": (*OFFICIAL_CONFIGS["h36m"], 1, _RC), "h36m r_c=8": (*OFFICIAL_CONFIGS["h36m"], _RT, 8),
+    "aist r_t=1 r_c=8": (*OFFICIAL_CONFIGS["aist"], 1, 8),
 }
 
 

@@ -36,7 +36,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import msf  # noqa: E402
-from msf.config import Config  # noqa: E402
+from msf.config import OFFICIAL_CONFIGS, OFFICIAL_REDUCE, official_config  # noqa: E402
+from msf.convert import FLOPS_FORMULA, flops_per_window  # noqa: E402
 from msf.reference import model_forward  # noqa: E402
 
 try:
@@ -54,37 +55,26 @@ try:
 except ImportError:
     threadpool_limits = None
 
-CONFIGS = {"h36m": dict(K=10, Q=10, P=51, C=64, L=4), "aist": dict(K=10, Q=10, P=42, C=128, L=5),
-           "pw3d": dict(K=10, Q=5, P=42, C=32, L=4)}
+CONFIGS = {name: dict(zip("KQPCL", OFFICIAL_CONFIGS[name])) for name in ("h36m", "aist", "pw3d")}
 ENGINES = ("msf cpp", "msf numpy", "torch eager", "torch jit", "onnxruntime")
 BASELINES = ("torch jit", "onnxruntime")
 THREADS = (1, 2)
 BATCH = 64
 HAS_THREADS = "threads" in inspect.signature(msf.Refiner.load).parameters
-FLOP_FORMULA = """FLOPs per window = 2 x multiply-adds of every linear/matmul (elementwise ops ignored):
-  interp T(Q+1)P + embedding TPC + fc TCP + L x [token: dense TCd_t + value_reduce d_tTC (if d_t<T) + A@V Td_tC
-  + channel: dense CTd_c + value_reduce d_cCT (if d_c<C) + A@V Cd_cT + SE 2Tse_t + 2Cse_c
-  + reweight Th + h2T + proj TCC + FFN 2TCF]"""
-
-
-def window_flops(c: Config) -> int:
-    T, C, h = c.T, c.C, c.reweight_hidden
-    token = T * C * c.d_t + (c.d_t * T * C if c.d_t < T else 0) + T * c.d_t * C
-    channel = C * T * c.d_c + (c.d_c * C * T if c.d_c < C else 0) + C * c.d_c * T
-    block = token + channel + 2 * T * c.se_t + 2 * C * c.se_c + T * h + h * 2 * T + T * C * C \
-        + 2 * T * C * c.ffn_hidden
-    return 2 * (T * c.n_keyframes * c.P + T * c.P * C + c.L * block + T * C * c.P)
+# FLOPs per window: msf.convert.flops_per_window, the one source of the count and of its formula
+FLOP_FORMULA = ("FLOPs per window (msf.convert.flops_per_window) = 2 x the multiply-adds of the matrix products:\n"
+                + "\n".join("  " + line for line in FLOPS_FORMULA.splitlines()))
 
 
 def make_weights(spec: dict, path: Path):
     """Writes random weights; returns (float32 torch module or None, float64 oracle: kf -> output)."""
     meta = {"format": "msf", "format_version": "1", "source": "benchmarks/speed.py: random weights"}
     if torch is not None:
-        model = random_model(**spec, reduce_token=4, reduce_channel=1, dtype=torch.float32)
+        model = random_model(**spec, reduce_token=OFFICIAL_REDUCE["reduce_token"],
+                             reduce_channel=OFFICIAL_REDUCE["reduce_channel"], dtype=torch.float32)
         msf.weights.write(path, {k: v.numpy() for k, v in model.state_dict().items()}, meta)
         return model, torch_runner(KeyframeModule(copy.deepcopy(model).double()), np.float64)
-    T, C = spec["K"] * spec["Q"] + 1, spec["C"]
-    config = Config(**spec, ffn_hidden=2 * C, d_t=T // 4, d_c=C, se_t=T // 4, se_c=C // 4, reweight_hidden=T // 4)
+    config = official_config(**spec)
     rng = np.random.default_rng(0)
     tensors = {k: rng.standard_normal(s) / np.sqrt(s[-1]) for k, s in config.expected_shapes().items()}
     msf.weights.write(path, tensors, meta)
@@ -203,7 +193,7 @@ def run_config(name: str, args) -> dict:
     path = Path(tempfile.mkdtemp()) / f"{name}.safetensors"
     model, oracle = make_weights(spec, path)
     config = msf.Refiner.load(path, backend="numpy").config
-    flops = window_flops(config)
+    flops = flops_per_window(config)
     kf = np.random.default_rng(1).standard_normal((BATCH, config.n_keyframes, config.P)).astype(np.float32)
     expected = oracle(kf)
     factories = build_engines(path, model, kf)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import msf
-from msf.config import Config
+from msf.config import OFFICIAL_CONFIGS, official_config
 
 
 def best_time(refiner: msf.Refiner, keyframes: np.ndarray, repeats: int) -> float:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="cpp")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    config = Config(K=10, Q=10, P=51, C=64, L=4, ffn_hidden=128, d_t=25, d_c=64, se_t=25, se_c=16, reweight_hidden=25)
+    config = official_config(*OFFICIAL_CONFIGS["h36m"])
     rng = np.random.default_rng(0)
     tensors = {k: rng.standard_normal(s) / np.sqrt(s[-1]) for k, s in config.expected_shapes().items()}
     keyframes = rng.standard_normal((16, config.n_keyframes, config.P)).astype(np.float32)

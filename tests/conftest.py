@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import msf
-from msf.config import Config
+from msf.config import OFFICIAL_CONFIGS, Config, official_config  # noqa: F401 (official_config: for the tests)
 
 HAS_CPP = "cpp" in msf.backends()
 if os.environ.get("MSF_REQUIRE_CPP") == "1" and not HAS_CPP:
@@ -23,22 +23,9 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
 
-# (K, Q, P, C, L) of the official configurations (docs/model.md §1)
-OFFICIAL = {
-    "h36m": (10, 10, 51, 64, 4),
-    "jhmdb": (10, 1, 30, 128, 5),
-    "pw3d": (10, 5, 42, 32, 4),
-    "pw3d_pare": (5, 10, 42, 32, 4),
-    "aist": (10, 10, 42, 128, 5),
-    "h36m_smpl": (10, 10, 144, 64, 4),
-}
-
-
-def official_config(K, Q, P, C, L, reduce_token=4, reduce_channel=1, expansion=2) -> Config:
-    """The config the official PoseRefinementModel(...) constructor builds."""
-    T = K * Q + 1
-    return Config(K=K, Q=Q, P=P, C=C, L=L, ffn_hidden=C * expansion, d_t=T // reduce_token,
-                  d_c=C // reduce_channel, se_t=T // 4, se_c=C // 4, reweight_hidden=T // 4)
+# (K, Q, P, C, L) of the official configurations and the config their constructor builds: one source,
+# msf.config (docs/model.md §1)
+OFFICIAL = OFFICIAL_CONFIGS
 
 
 def random_state_dict(config: Config, seed: int = 0, with_unused_value_reduce: bool = True) -> dict:

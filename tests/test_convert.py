@@ -390,6 +390,7 @@ def test_flops_formula_matches_torch_flop_counter(torch):
 
 
 def test_flops_of_h36m_by_hand():
+    # An independent oracle on purpose: the count written out by hand here, not msf.convert's formula.
     c = Config(K=10, Q=10, P=51, C=64, L=4, ffn_hidden=128, d_t=25, d_c=64, se_t=25, se_c=16, reweight_hidden=25)
     T = 101
     token = T * 64 * 25 * 3 + 2 * T * 25  # d_t = 25 < T: dense, value and A V all count

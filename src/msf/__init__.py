@@ -13,6 +13,24 @@ from .refiner import Refiner, models
 from .sequence import Stream, keyframe_indices
 from .weights import Weights
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """pyproject.toml's [project] version, the one source: from the installed package's metadata, else (a
+    source checkout on sys.path, not installed) from pyproject.toml itself."""
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("msf")
+    except importlib.metadata.PackageNotFoundError:
+        import re
+        from pathlib import Path
+        try:
+            text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+        except OSError:
+            return "0+unknown"
+        found = re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 __all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights",
            "WeightsError", "backends", "keyframe_indices", "models", "__version__"]

@@ -22,6 +22,21 @@ WORKSPACE_ALLOWANCE = 1 << 22
 MAX_SIZE = 1 << 24  # any one size (T, Q+1, C, P, ...) read from a shape; the C++ loader's cap too
 
 
+# The official MixSynthFormer configurations (docs/model.md §1): name -> (K, Q, P, C, L). The official
+# trainer builds every one with OFFICIAL_REDUCE (reduce_token r_t, reduce_channel r_c, FFN expansion).
+# The one source of these numbers: tests/conftest.py, benchmarks/speed.py and benchmarks/parity.py read them
+# here; msf.pose.OFFICIAL holds the pose convention of each of their P.
+OFFICIAL_CONFIGS: dict[str, tuple[int, int, int, int, int]] = {
+    "h36m": (10, 10, 51, 64, 4),
+    "jhmdb": (10, 1, 30, 128, 5),
+    "pw3d": (10, 5, 42, 32, 4),         # pw3d spin and eft
+    "pw3d_pare": (5, 10, 42, 32, 4),
+    "aist": (10, 10, 42, 128, 5),
+    "h36m_smpl": (10, 10, 144, 64, 4),  # *_smpl: 24 joints x 6D rotations
+}
+OFFICIAL_REDUCE = {"reduce_token": 4, "reduce_channel": 1, "expansion": 2}
+
+
 @dataclass(frozen=True)
 class Config:
     """K: keyframe interval (frames); Q: steps per window (Q+1 keyframes); P: values per pose (J*D);
@@ -173,3 +188,13 @@ class Config:
         if problems:
             raise WeightsError(f"not a consistent MixSynthFormer (inferred {config}): " + " | ".join(problems))
         return config
+
+
+def official_config(K: int, Q: int, P: int, C: int, L: int, reduce_token: int = OFFICIAL_REDUCE["reduce_token"],
+                    reduce_channel: int = OFFICIAL_REDUCE["reduce_channel"],
+                    expansion: int = OFFICIAL_REDUCE["expansion"]) -> Config:
+    """The config the official PoseRefinementModel(K, Q, P, C, L, ...) constructor builds, e.g.
+    official_config(*OFFICIAL_CONFIGS["h36m"])."""
+    T = K * Q + 1
+    return Config(K=K, Q=Q, P=P, C=C, L=L, ffn_hidden=C * expansion, d_t=T // reduce_token,
+                  d_c=C // reduce_channel, se_t=T // 4, se_c=C // 4, reweight_hidden=T // 4)

@@ -94,6 +94,12 @@ def convert(checkpoint: CheckpointSource, output: str | os.PathLike, *, skeleton
     return model
 
 
+# flops_per_window in one expression, as `msf info` and benchmarks/speed.py print it (a sum over Config's
+# fields; [x] is 1 where x holds, else 0).
+FLOPS_FORMULA = ("2 [T(Q+1)P + 2TPC + L (TC d_t (2 + [d_t<T]) + 2T se_t + TC d_c (2 + [d_c<C]) + 2C se_c\n"
+                 "+ 3T reweight_hidden + TC^2 + 2TC ffn_hidden)]; element-wise work is not counted")
+
+
 def flops_per_window(c: Config) -> int:
     """FLOPs of one window's forward: 2 x the multiply-adds of every matrix product (docs/model.md §1).
     Element-wise work (biases, LayerNorm, GELU, softmax, the SE and mixing scalings) is not counted.
@@ -141,8 +147,7 @@ def describe(path: str | os.PathLike) -> str:
         f"  pose         {pose_.summary(dict(model.pose))}",
         f"  parameters   {params:,} (float32, {params * 4 / 1024:.1f} KiB)",
         f"  FLOPs/window {flops:,} ({flops / 1e6:.2f} MFLOP): 2 x the multiply-adds of the matrix products,",
-        "               2 [T(Q+1)P + 2TPC + L (TC d_t (2 + [d_t<T]) + 2T se_t + TC d_c (2 + [d_c<C]) + 2C se_c",
-        "               + 3T reweight_hidden + TC^2 + 2TC ffn_hidden)]; element-wise work is not counted",
+        *("               " + line for line in FLOPS_FORMULA.splitlines()),
     ]
     prediction = predict_.read_prediction(model.metadata, c)
     if prediction is not None:

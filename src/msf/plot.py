@@ -7,17 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .baselines import linear_interpolation
 from .errors import BackendError
 
-
-def linear_interpolation(keyframes: np.ndarray, indices: np.ndarray, n_frames: int) -> np.ndarray:
-    """keyframes (M, J, D) at frames `indices` (NaN = missing) -> (n_frames, J, D), per value linear in time."""
-    flat = keyframes.reshape(len(keyframes), -1)
-    out = np.empty((n_frames, flat.shape[1]))
-    for i in range(flat.shape[1]):
-        known = np.isfinite(flat[:, i])
-        out[:, i] = np.interp(np.arange(n_frames), indices[known], flat[known, i]) if known.any() else np.nan
-    return out.reshape((n_frames,) + keyframes.shape[1:])
+__all__ = ["linear_interpolation", "plot_sequence"]  # linear_interpolation: from msf.baselines
 
 
 def plot_sequence(path: str | os.PathLike, keyframes: np.ndarray, indices: np.ndarray, refined: np.ndarray,

@@ -60,7 +60,8 @@ SKELETONS.update({name: Skeleton(name, layouts.get(name).joints, None, ())
 ALIASES = {"pw3d14": "lsp14", "smpl24": "smpl24-6d"}
 GENERIC = "generic"  # joints named joint_0..joint_{J-1}, no tree; needs dims
 
-# The pose of each official configuration (docs/model.md §1), by P: (skeleton, dims, image-normalised).
+# The pose of each official configuration (docs/model.md §1; msf.config.OFFICIAL_CONFIGS), by P: (skeleton,
+# dims, image-normalised); tests/test_single_source.py checks that these are exactly the P of OFFICIAL_CONFIGS.
 # Everything else follows the defaults by dims: 3D positions are root-relative millimetres, 2D ones are
 # not root-relative, 6D rotations have units "6d".
 OFFICIAL = {

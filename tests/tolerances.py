@@ -34,6 +34,18 @@ def dot_atol(a, b, bias=0.0):
     return KERNEL_RTOL * magnitude
 
 
+def synth_attention_atol(s, value_w, value_b):
+    """Per-element bound for SynthAttention's out = A @ V, s (N, D): A's rows are a softmax (non-negative,
+    summing to 1), so out errs by at most V's largest error plus KERNEL_RTOL of |V|. When d < N, V =
+    value_w (d, N) @ s + value_b is a sum of N terms that may cancel (with d = 1 every output is that one
+    sum): bounded like dot_atol by the terms' magnitude, not by the result's. When d = N, V is s itself."""
+    if value_w.shape[0] >= value_w.shape[1]:
+        return 0.0
+    magnitude = np.abs(np.asarray(value_w, np.float64)) @ np.abs(np.asarray(s, np.float64)) + \
+        np.abs(np.asarray(value_b, np.float64))[:, None]
+    return KERNEL_RTOL * float(magnitude.max())
+
+
 def layer_norm_atol(x, weight, eps=1e-5):
     """Per-row bound for LayerNorm of float32 rows x (rows, C): the float32 mean errs by up to ~C*u*max|x|,
     centring carries that error into every element, and the division by sqrt(var + eps) amplifies it.

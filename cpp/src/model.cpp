@@ -424,7 +424,7 @@ Model from_file_contents(StFile file) {
 }  // namespace
 
 Model Model::load_buffer(const void* data, std::size_t size) {
-    if (!data && size) throw WeightsError("null buffer");
+    if (!data && size) throw InputError("null buffer");
     return from_file_contents(parse_safetensors(static_cast<const uint8_t*>(data), size));
 }
 

@@ -4,10 +4,18 @@
     r = msf.Refiner.load("model.safetensors")     # backend="auto" | "cpp" | "numpy"
     frames = r.refine(keyframes)                  # (Q+1, P) -> (T, P), T = K*Q + 1
 """
+from . import checkpoint  # noqa: F401  (msf.checkpoint stays loaded by `import msf`, as before)
 from .backend import available as backends
-from .checkpoint import CheckpointError
 from .config import Config
-from .errors import BackendError, Error, InputError, WeightsError
+from .errors import (
+    BackendError,
+    CheckpointError,
+    Error,
+    InputError,
+    LegacyFormatError,
+    UnknownBackendError,
+    WeightsError,
+)
 from .model import Model
 from .refiner import Refiner, models
 from .sequence import Stream, keyframe_indices
@@ -32,5 +40,6 @@ def _version() -> str:
 
 
 __version__ = _version()
-__all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "Model", "Refiner", "Stream", "Weights",
-           "WeightsError", "backends", "keyframe_indices", "models", "__version__"]
+__all__ = ["BackendError", "CheckpointError", "Config", "Error", "InputError", "LegacyFormatError", "Model", "Refiner",
+           "Stream", "UnknownBackendError", "Weights", "WeightsError", "backends", "keyframe_indices", "models",
+           "__version__"]

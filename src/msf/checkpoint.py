@@ -32,6 +32,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._formats import (  # noqa: F401  (the magics: re-exported)
+    LEGACY_MAGIC,
+    ZIP_MAGIC,
+    bf16_to_f32,
+    is_index as _is_index,
+    sniff,
+)
 from .errors import CheckpointError, LegacyFormatError  # defined there; re-exported from here
 
 MAX_TOTAL_BYTES = 2 << 30  # all members together, and all state-dict tensors together
@@ -40,9 +47,6 @@ MAX_MEMBERS = 1 << 16
 MAX_DEPTH = 1000  # nesting of containers in the pickle; a state dict needs 6 or so
 MAX_DIMS = 64  # dims of a tensor (NumPy's limit)
 
-ZIP_MAGIC = b"PK\x03\x04"
-# torch.save before 1.6: pickle protocol 2 of the long 0x1950a86a20f9469cfc6c, then more pickles
-LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 LEGACY_MESSAGE = ("legacy (pre-1.6) torch.save format: re-save it with torch>=1.6, or convert it with "
                   "tools/convert_weights.py where torch is installed")
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -144,10 +148,6 @@ class _Tensor(_Inert):
 
     def __repr__(self):
         return f"tensor({self.storage.type.name}, size={list(self.size)})"
-
-
-def _is_index(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def _check_layout(offset, size: tuple, stride: tuple, numel: int, key: str) -> None:
@@ -480,8 +480,7 @@ def _materialise(tensor: _Tensor, archive: _Archive, order: str, cache: dict) ->
     if storage.key not in cache:
         raw = archive.read(f"data/{storage.key}")
         if storage.type.dtype is None:
-            halves = np.frombuffer(raw, dtype=order + "u2").astype(np.uint32)
-            flat = (halves << 16).view(np.float32)
+            flat = bf16_to_f32(raw, order)
         else:
             flat = np.frombuffer(raw, dtype=np.dtype(storage.type.dtype).newbyteorder(order))
             flat = flat.astype(flat.dtype.newbyteorder("="), copy=False)
@@ -552,16 +551,17 @@ class Checkpoint:
 
 def _sniff(head: bytes) -> None:
     """Refuses, by their first bytes, files that are not zip archives, naming what they are."""
-    if head.startswith(ZIP_MAGIC):
+    kind = sniff(head)
+    if kind == "zip":
         return
     if not head:
         raise CheckpointError("the file is empty")
-    if head.startswith(LEGACY_MAGIC) or head[257:262] == b"ustar":
+    if kind == "legacy":
         raise LegacyFormatError(LEGACY_MESSAGE)
-    if head[:1] == b"\x80":
+    if kind == "pickle":
         raise CheckpointError("a bare pickle, not a torch.save zip archive: msf never unpickles such files "
                               "(they can run code); re-save it with torch.save(state_dict, path), torch>=1.6")
-    if len(head) > 8 and head[8:9] == b"{":
+    if kind == "safetensors":
         raise CheckpointError("this is already a safetensors file: load it with msf.Refiner.load, no "
                               "conversion needed")
     raise CheckpointError(f"not a PyTorch checkpoint: a torch.save file is a zip archive starting with "

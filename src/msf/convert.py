@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import pose as pose_, predict as predict_, weights
-from .checkpoint import LEGACY_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointError, load_checkpoint
+from ._formats import sniff
+from .checkpoint import LEGACY_MAGIC, Checkpoint, CheckpointError, load_checkpoint
 from .config import Config
 from .errors import InputError, WeightsError
 from .model import FORMAT, FORMAT_VERSION, Model
@@ -120,7 +121,7 @@ def _load_any(path: str | os.PathLike) -> tuple[Model, str]:
     """A weight file, or a checkpoint described as it would convert with the default pose."""
     with open(path, "rb") as f:
         head = f.read(len(LEGACY_MAGIC))
-    if not head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+    if sniff(head) not in ("zip", "legacy"):  # the first bytes only: a tar is read, and refused, as msf weights
         return Model.from_weights(weights.read(path)), "msf weights"
     state = _read(path).state_dict
     config = Config.from_shapes({k: v.shape for k, v in state.items()})

@@ -31,7 +31,7 @@ import numpy as np
 import ray.data
 
 from .batch import expand
-from .errors import Error
+from .errors import Error, InputError
 from .files import read_keyframes
 
 
@@ -68,7 +68,7 @@ def from_tracks(tracks: Sequence[np.ndarray], n_frames: Sequence[int] | None = N
     ends on its last keyframe) -> one row each, "source" its index."""
     lengths = [0] * len(tracks) if n_frames is None else list(n_frames)
     if len(lengths) != len(tracks):
-        raise ValueError(f"{len(tracks)} tracks but {len(lengths)} n_frames")
+        raise InputError(f"{len(tracks)} tracks but {len(lengths)} n_frames")
     return ray.data.from_items([{"source": str(i), "sequence": "", "keyframes": _flat(kf), "n_frames": int(n),
                                  "error": ""} for i, (kf, n) in enumerate(zip(tracks, lengths))])
 

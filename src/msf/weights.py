@@ -24,6 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ._formats import bf16_to_f32, is_index as _is_index, sniff
 from .errors import WeightsError
 
 MAX_HEADER_BYTES = 100_000_000  # the header length field's cap, in bytes (C++: kMaxHeaderBytes)
@@ -145,14 +146,9 @@ def loads(text: str, what: str, *, _header: bool = False):
     return value
 
 
-def _is_index(v) -> bool:
-    return type(v) is int and v >= 0  # not bool, not -0
-
-
 def _decode(raw: memoryview, dtype: str, count: int) -> np.ndarray:
     if dtype == "BF16":
-        halves = np.frombuffer(raw, dtype="<u2", count=count).astype(np.uint32)
-        return (halves << 16).view(np.float32)
+        return bf16_to_f32(raw, "<", count)
     return np.frombuffer(raw, dtype={"F32": "<f4", "F64": "<f8", "F16": "<f2"}[dtype], count=count
                          ).astype(np.float32)
 
@@ -165,7 +161,7 @@ def parse(data: bytes | bytearray | memoryview) -> Weights:
     except WeightsError:
         # Only a file that fails as safetensors is called a PyTorch file: a valid header of 640 bytes
         # starts with the bytes 80 02 too.
-        if bytes(view[:4]) == b"PK\x03\x04" or bytes(view[:2]) in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
+        if sniff(bytes(view[:512])) in ("zip", "legacy", "pickle"):
             raise WeightsError("this is a PyTorch file (zip archive or pickle), not msf weights: convert it "
                                "with `msf convert CHECKPOINT -o model.safetensors` (tools/convert_weights.py)"
                                ) from None

@@ -26,37 +26,13 @@ import numpy as np
 
 import msf
 from msf import layouts
-from msf.baselines import linear_interpolation
+from msf.baselines import cubic_spline_interpolation, linear_interpolation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import motion_data as md  # noqa: E402
 
 linear = linear_interpolation  # (M, J, D) at `indices` -> (n, J, D), piecewise linear in time (msf.baselines)
-
-
-def cubic(keyframes: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
-    """Natural cubic spline through (indices, keyframes) -> (n, J, D); linear when fewer than 3 keyframes."""
-    if len(indices) < 3:
-        return linear(keyframes, indices, n)
-    y = keyframes.reshape(len(keyframes), -1)
-    h = np.diff(indices).astype(np.float64)
-    m = len(indices)
-    # second derivatives: tridiagonal system with zero curvature at both ends
-    a = np.zeros((m, m))
-    rhs = np.zeros_like(y)
-    a[0, 0] = a[-1, -1] = 1
-    for i in range(1, m - 1):
-        a[i, i - 1:i + 2] = h[i - 1], 2 * (h[i - 1] + h[i]), h[i]
-        rhs[i] = 6 * ((y[i + 1] - y[i]) / h[i] - (y[i] - y[i - 1]) / h[i - 1])
-    second = np.linalg.solve(a, rhs)
-    t = np.arange(n)
-    seg = np.clip(np.searchsorted(indices, t, side="right") - 1, 0, m - 2)
-    x0, hs = indices[seg], h[seg]
-    u = ((t - x0) / hs)[:, None]
-    out = ((1 - u) * y[seg] + u * y[seg + 1]
-           + ((1 - u) ** 3 - (1 - u)) * hs[:, None] ** 2 / 6 * second[seg]
-           + (u ** 3 - u) * hs[:, None] ** 2 / 6 * second[seg + 1])
-    return out.reshape((n,) + keyframes.shape[1:])
+cubic = cubic_spline_interpolation  # the natural cubic spline through them (msf.baselines)
 
 
 def mpjpe(pred, gt):

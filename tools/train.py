@@ -36,6 +36,7 @@ import motion_data as md  # noqa: E402
 from torch_model import PoseRefinementModel  # noqa: E402
 
 from msf import layouts  # noqa: E402
+from msf.baselines import cubic_spline_interpolation, linear_interpolation  # noqa: E402
 
 K, Q, C, L = 10, 10, 64, 4
 T = K * Q + 1
@@ -137,38 +138,16 @@ def import_units(state_dict, kind):
     return sd
 
 
-def linear_interpolation_matrix() -> np.ndarray:
-    """(T, Q+1): frame t of a window as the linear interpolation of its two neighbouring keyframes."""
-    W = np.zeros((T, Q + 1))
-    for t in range(T):
-        i, w = min(t // K, Q - 1), (t - K * min(t // K, Q - 1)) / K
-        W[t, i], W[t, i + 1] = 1 - w, w
-    return W
-
-
-def cubic_interpolation_matrix() -> np.ndarray:
-    """(T, Q+1): frame t of a window on the natural cubic spline through the keyframes (linear in them)."""
-    nodes = Q + 1
-    # second derivatives m (nodes,) = S y: natural ends m_0 = m_Q = 0, K^2 (m_i-1 + 4 m_i + m_i+1) = 6 (2nd diff of y)
-    A, B = np.zeros((nodes, nodes)), np.zeros((nodes, nodes))
-    A[0, 0] = A[Q, Q] = 1.0
-    for i in range(1, Q):
-        A[i, i - 1:i + 2] = np.array([1.0, 4.0, 1.0]) * K * K
-        B[i, i - 1:i + 2] = np.array([6.0, -12.0, 6.0])
-    S = np.linalg.solve(A, B)
-    W = np.zeros((T, nodes))
-    for t in range(T):
-        i = min(t // K, Q - 1)
-        u = (t - K * i) / K  # position in the segment [i, i+1], 0..1
-        W[t, i] += 1 - u
-        W[t, i + 1] += u
-        W[t] += K * K / 6 * (((1 - u) ** 3 - (1 - u)) * S[i] + (u ** 3 - u) * S[i + 1])
-    return W
+def interpolation_matrix(kind: str) -> np.ndarray:
+    """(T, Q+1): every frame of a window as msf.baselines' linear or natural-cubic-spline interpolation of the
+    keyframes (both linear in them), the matrix read off by interpolating unit keyframes."""
+    interpolate = {"linear": linear_interpolation, "cubic": cubic_spline_interpolation}[kind]
+    return interpolate(np.eye(Q + 1)[:, :, None], np.arange(0, T, K), T)[..., 0]
 
 
 def set_interpolation(model, kind: str) -> None:
     """l_interp := linear or natural-cubic-spline interpolation of the keyframes, bias 0; the rest unchanged."""
-    matrix = linear_interpolation_matrix() if kind == "linear" else cubic_interpolation_matrix()
+    matrix = interpolation_matrix(kind)
     with torch.no_grad():
         model.l_interp.weight.copy_(torch.from_numpy(matrix))
         model.l_interp.bias.zero_()
@@ -178,7 +157,7 @@ def start_from_linear(model) -> None:
     """l_interp := linear interpolation, frozen; output head := 0. The official forward then returns
     exactly the linear interpolation of the keyframes, and training learns the encoder's correction."""
     with torch.no_grad():
-        model.l_interp.weight.copy_(torch.from_numpy(linear_interpolation_matrix()))
+        model.l_interp.weight.copy_(torch.from_numpy(interpolation_matrix("linear")))
         model.l_interp.bias.zero_()
         model.fc.weight.zero_()
         model.fc.bias.zero_()

@@ -132,8 +132,8 @@ __attribute__((target("avx2,fma"))) void avx2(float* out, const float* a, const 
                                               const float* row_bias, int M, int K, int N) {
     for (int n = 0; n < N; n += 16) {
         const int width = N - n < 16 ? N - n : 16;
+        const auto tile = width == 16 ? tile_avx2<true> : tile_avx2<false>;
         for (int m = 0; m < M; m += 6) {
-            auto tile = width == 16 ? tile_avx2<true> : tile_avx2<false>;
             tile(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
                  col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 6 ? M - m : 6, K, N,
                  width);
@@ -152,8 +152,8 @@ __attribute__((target("avx512f"))) void avx512(float* out, const float* a, const
                                    M - m < 16 ? M - m : 16, K, N, width);
             break;
         }
+        const auto tile = width == 32 ? tile_avx512<true> : tile_avx512<false>;
         for (int m = 0; m < M; m += 8) {
-            auto tile = width == 32 ? tile_avx512<true> : tile_avx512<false>;
             tile(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
                  col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 8 ? M - m : 8, K, N,
                  width);

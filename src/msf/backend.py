@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import BackendError, InputError, UnknownBackendError
+from .inputs import is_integer
 from .model import Model
 from .reference import model_forward
 
@@ -25,7 +26,7 @@ _warned_fallback = False
 
 def check_threads(threads: object) -> int:
     """threads as an int >= 0 (0: one per core); InputError for anything else (bool, float, str, < 0)."""
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 0:
+    if not is_integer(threads) or threads < 0:
         raise InputError(f"threads must be an integer >= 0 (0: one per core), got {threads!r}")
     return int(threads)
 

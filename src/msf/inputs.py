@@ -15,3 +15,8 @@ def real_array(value, what: str) -> np.ndarray:
     if array.dtype.kind not in "fiu":
         raise InputError(f"{what} have dtype {array.dtype}; expected real numbers (float32 or float64)")
     return array
+
+
+def is_integer(value) -> bool:
+    """A Python or NumPy integer, not a bool (a bool is not a count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import Config
 from .errors import InputError, WeightsError
-from .inputs import real_array
+from .inputs import is_integer, real_array
 from .sequence import Normaliser
 
 METADATA_KEY = "prediction"
@@ -57,8 +57,7 @@ def predict(config: Config, forward: Callable[[np.ndarray], np.ndarray], pose: M
     spec.fps -> (n_future, J, D) or (N, n_future, J, D) float32: the frames after the last observed one.
     Root-relative models predict the pose about the root; the root itself moves on at its last velocity."""
     h, P = spec.history_frames, config.P
-    if isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or \
-            not 1 <= n_future <= spec.future_frames:
+    if not is_integer(n_future) or not 1 <= n_future <= spec.future_frames:
         raise InputError(f"n_future must be an integer in 1..{spec.future_frames} (this model predicts up to "
                          f"{spec.future_frames} frames, {1000 * spec.future_frames / spec.fps:.0f} ms at "
                          f"{spec.fps:g} fps), got {n_future!r}")
@@ -89,13 +88,14 @@ def predict(config: Config, forward: Callable[[np.ndarray], np.ndarray], pose: M
         inputs32 = np.ascontiguousarray(inputs.reshape(len(inputs), config.T, P), dtype=np.float32)
     if not np.isfinite(inputs32).all():
         raise InputError("history values are beyond float32 range after normalisation")
-    out = forward(inputs32)[:, h:h + n_future].reshape((len(inputs), n_future) + observed.shape[-2:])
+    pose_dims = observed.shape[-2:]
+    out = forward(inputs32)[:, h:h + n_future].reshape((-1,) + pose_dims).astype(np.float64)
     steps = np.arange(1, n_future + 1, dtype=np.float64)[None, :, None]
     root_path = offsets[:, -1:] + steps * (offsets[:, -1:] - offsets[:, -2:-1])  # (N, n_future, D)
-    frames = np.stack([normaliser.inverse(f.astype(np.float64), r) for f, r in zip(out, root_path)])
+    frames = normaliser.inverse(out, root_path.reshape(-1, root_path.shape[-1]))  # every motion's frames at once
     with np.errstate(over="ignore"):
         result = frames.astype(np.float32)
     if not np.isfinite(result).all():
         raise InputError("predicted frames are beyond float32 range")
-    result = result.reshape((len(result), n_future) + shape_out)
+    result = result.reshape((len(inputs), n_future) + shape_out)
     return result if batched else result[0]

@@ -23,19 +23,15 @@ import numpy as np
 
 from .config import Config
 from .errors import InputError
-from .inputs import real_array
+from .inputs import is_integer, real_array
 
 RefineWindows = Callable[[np.ndarray], np.ndarray]  # (B, Q+1, P) float32 -> (B, T, P) float32
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _is_integer(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def check_n_frames(n_frames, what: str = "n_frames") -> int:
     """n_frames as an int; InputError unless it is an integer >= 1 (a bool is not a length)."""
-    if not _is_integer(n_frames) or n_frames < 1:
+    if not is_integer(n_frames) or n_frames < 1:
         raise InputError(f"{what} must be an integer >= 1, the video's length in frames; got {n_frames!r}")
     return int(n_frames)
 
@@ -44,7 +40,7 @@ def check_stride(stride, Q: int) -> int:
     """stride as an int (None: the default, 1); InputError unless 1 <= stride <= Q."""
     if stride is None:
         return 1
-    if not _is_integer(stride) or not 1 <= stride <= Q:
+    if not is_integer(stride) or not 1 <= stride <= Q:
         raise InputError(f"stride must be an integer from 1 to Q = {Q} (windows start every stride*K frames and "
                          f"must overlap or touch; omit it for the default, 1), got {stride!r}")
     return int(stride)
@@ -61,7 +57,7 @@ def keyframe_indices(n_frames: int, K: int) -> np.ndarray:
     Never more than ceil((n_frames - 1) / K) + 1 of them. n_frames >= 1, K >= 1.
     """
     n_frames = check_n_frames(n_frames)
-    if not _is_integer(K) or K < 1:
+    if not is_integer(K) or K < 1:
         raise InputError(f"K must be an integer >= 1, got {K!r}")
     indices = np.arange(0, n_frames, K)
     return indices if indices[-1] == n_frames - 1 else np.append(indices, n_frames - 1)
@@ -76,7 +72,7 @@ def _real_numbers(value, count: int) -> np.ndarray | None:
         items = list(value)
     except TypeError:
         return None
-    if len(items) != count or not all(_is_integer(v) or isinstance(v, (float, np.floating)) for v in items):
+    if len(items) != count or not all(is_integer(v) or isinstance(v, (float, np.floating)) for v in items):
         return None
     try:
         return np.array([float(v) for v in items], dtype=np.float64)
@@ -334,7 +330,7 @@ def _split_scores(array: np.ndarray, scores, min_score, shape: tuple[int, int] |
         array, scores = array[..., :2], array[..., 2]
     if scores is None:
         return array, None
-    if not (_is_integer(min_score) or isinstance(min_score, (float, np.floating))) or not math.isfinite(min_score):
+    if not (is_integer(min_score) or isinstance(min_score, (float, np.floating))) or not math.isfinite(min_score):
         raise InputError(f"min_score must be a finite number (joints scored below it are missing), got {min_score!r}")
     scores = real_array(scores, "scores")
     if scores.shape != array.shape[:-1]:

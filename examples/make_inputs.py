@@ -19,6 +19,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import msf
+from msf import schema
 from msf.config import OFFICIAL_CONFIGS, official_config
 
 CONFIG = official_config(*OFFICIAL_CONFIGS["h36m"])
@@ -30,14 +31,7 @@ def write_inputs(out_dir: Path, windows: int = 4, seed: int = 0) -> tuple[Path, 
     """Returns the paths of the model and keyframes files written under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in CONFIG.expected_shapes().items():
-        if name.endswith(("norm.weight", "norm1.weight", "norm2.weight")):
-            tensors[name] = 1 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith("bias"):
-            tensors[name] = 0.1 * rng.standard_normal(shape)
-        else:
-            tensors[name] = rng.standard_normal(shape) / np.sqrt(shape[1])
+    tensors = schema.random_state_dict(CONFIG, rng, with_unused=False)
     pose = {"skeleton": "h36m17", "joints": JOINTS, "dims": 3, "units": "mm", "root_relative": True, "root": "pelvis"}
     model = out_dir / "model.safetensors"
     msf.weights.write(model, tensors, {"format": "msf", "format_version": "1", "config": CONFIG.to_json(),

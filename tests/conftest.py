@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import msf
+from msf import schema
 from msf.config import OFFICIAL_CONFIGS, Config, official_config  # noqa: F401 (official_config: for the tests)
 
 HAS_CPP = "cpp" in msf.backends()
@@ -29,24 +30,8 @@ OFFICIAL = OFFICIAL_CONFIGS
 
 
 def random_state_dict(config: Config, seed: int = 0, with_unused_value_reduce: bool = True) -> dict:
-    """Random float64 tensors of sensible scale for every official state-dict key of `config`."""
-    rng = np.random.default_rng(seed)
-    shapes = dict(config.expected_shapes())
-    if with_unused_value_reduce:  # the official model stores value_reduce even where d == N
-        for i in range(config.L):
-            for branch, n, d in (("synth_token", config.T, config.d_t), ("synth_channel", config.C, config.d_c)):
-                p = f"encoder.layers.{i}.synth_att.{branch}.value_reduce."
-                shapes.setdefault(p + "weight", (d, n))
-                shapes.setdefault(p + "bias", (d,))
-    tensors = {}
-    for name, shape in shapes.items():
-        if name.endswith("norm.weight") or name.endswith(("norm1.weight", "norm2.weight")):
-            tensors[name] = 1 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith("bias"):
-            tensors[name] = 0.1 * rng.standard_normal(shape)
-        else:
-            tensors[name] = rng.standard_normal(shape) / np.sqrt(shape[1])
-    return tensors
+    """Random float64 tensors of sensible scale for every official state-dict key of `config` (msf.schema)."""
+    return schema.random_state_dict(config, seed, with_unused=with_unused_value_reduce)
 
 
 @pytest.fixture(scope="session")

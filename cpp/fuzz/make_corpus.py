@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+import msf.schema  # noqa: E402
 import msf.weights  # noqa: E402
 from msf.config import Config  # noqa: E402
 from msf.model import Model  # noqa: E402
@@ -50,22 +51,9 @@ CONFIGS = {
 
 
 def random_tensors(config: Config, keep_unused: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    shapes = dict(config.expected_shapes())
-    if keep_unused:  # official checkpoints carry value_reduce even where d == N; msf accepts and ignores it
-        for i in range(config.L):
-            for branch, n, d in (("synth_token", config.T, config.d_t), ("synth_channel", config.C, config.d_c)):
-                if d == n:
-                    s = f"encoder.layers.{i}.synth_att.{branch}.value_reduce."
-                    shapes.update({s + "weight": (d, n), s + "bias": (d,)})
-    tensors = {}
-    for name, shape in shapes.items():
-        if name.endswith("norm.weight") or name.endswith("norm1.weight") or name.endswith("norm2.weight"):
-            tensors[name] = 1 + 0.1 * rng.standard_normal(shape)
-        elif len(shape) == 1:
-            tensors[name] = 0.1 * rng.standard_normal(shape)
-        else:
-            tensors[name] = rng.standard_normal(shape) / np.sqrt(shape[1])
-    return {k: v.astype(np.float32) for k, v in tensors.items()}
+    """float32 msf.schema random weights; keep_unused: with the value_reduce official checkpoints carry where
+    d == N (msf accepts and ignores it)."""
+    return {k: v.astype(np.float32) for k, v in msf.schema.random_state_dict(config, rng, keep_unused).items()}
 
 
 def metadata(config: Config, source: str, joints: int | None = None) -> dict[str, str]:

@@ -1,5 +1,6 @@
 // The whole PoseRefinementModel forward (docs/model.md §1, steps 1-4) and its loading from tensors.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "kernels.hpp"
 #include "msf/msf.hpp"
 #include "safetensors.hpp"
+#include "schema.inc"
 
 #if defined(__SSE__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 1)
 #include <xmmintrin.h>
@@ -151,14 +153,42 @@ private:
 
 constexpr size_t kWorkspacePerWeight = 16, kWorkspaceAllowance = size_t{1} << 22;
 
-struct SynthStore {
-    std::vector<float> dense_t, dense_b, se1, se2, value_w, value_b;
+// The state-dict schema, generated from src/msf/schema.py (its one source): dimension symbols, and the
+// global and per-block tensors as enumerators (Global::fc_weight) indexing the specs and the stored data.
+enum class Dim : int {
+#define MSF_DIM(symbol) symbol,
+    MSF_SCHEMA_DIMENSIONS(MSF_DIM) None
+#undef MSF_DIM
+};
+constexpr size_t kDims = static_cast<size_t>(Dim::None);
+using Sizes = std::array<int64_t, kDims>;  // the value of each symbol; -1 while not yet read
+enum class Layout { AsIs, Transposed };
+struct TensorSpec {
+    const char* name;
+    Dim rows, cols;  // cols None: 1-D
+    Layout layout;
+    Dim less, than;  // read only where less < than; None: always
 };
 
+#define MSF_ID(id, ...) id,
+#define MSF_SPEC(id, name, rows, cols, layout, less, than) \
+    {name, Dim::rows, Dim::cols, Layout::layout, Dim::less, Dim::than},
+struct Global {
+    enum Id : size_t { MSF_SCHEMA_GLOBAL_TENSORS(MSF_ID) kCount };
+};
+struct Block {
+    enum Id : size_t { MSF_SCHEMA_BLOCK_TENSORS(MSF_ID) kCount };
+};
+constexpr TensorSpec kGlobalSpecs[] = {MSF_SCHEMA_GLOBAL_TENSORS(MSF_SPEC)};
+constexpr TensorSpec kBlockSpecs[] = {MSF_SCHEMA_BLOCK_TENSORS(MSF_SPEC)};
+#undef MSF_SPEC
+#undef MSF_ID
+
+template <size_t N>
+using Stored = std::array<std::vector<float>, N>;  // per tensor id, as Layout says; empty when not read
+
 struct LayerStore {
-    SynthStore token, channel;
-    std::vector<float> fc1_t, fc1_b, fc2_t, fc2_b, proj_t, proj_b;
-    std::vector<float> ff1_t, ff1_b, ff2_t, ff2_b, norm1_w, norm1_b, norm2_w, norm2_b;
+    Stored<Block::kCount> t;
     kernels::MixSynthAttentionWeights mix{};
 };
 
@@ -167,7 +197,7 @@ struct LayerStore {
 struct Model::Impl {
     Config config;
     Metadata metadata;
-    std::vector<float> interp_w, interp_b, emb_t, emb_b, norm_w, norm_b, fc_t, fc_b;
+    Stored<Global::kCount> global;
     std::vector<LayerStore> layers;
     size_t workspace_floats = 0;
     float max_abs_weight = 0.0f;
@@ -181,60 +211,100 @@ struct Model::Impl {
 
 namespace {
 
-Config infer_config(const TensorSource& src) {
+bool is_derived(Dim d) {
+#define MSF_DERIVED(symbol, base, factor) if (d == Dim::symbol) return true;
+    MSF_SCHEMA_DERIVED(MSF_DERIVED)
+#undef MSF_DERIVED
+    return false;
+}
+
+// Reads each still-unknown size off the 2-D, always-read tensors of specs (the rule of schema.inc).
+template <size_t N>
+void read_sizes(const TensorSource& src, const TensorSpec (&specs)[N], const std::string& prefix, Sizes& n) {
+    for (const TensorSpec& spec : specs) {
+        if (spec.cols == Dim::None || spec.less != Dim::None) continue;
+        const Dim axes[2] = {spec.rows, spec.cols};
+        for (int axis = 0; axis < 2; ++axis) {
+            const size_t d = static_cast<size_t>(axes[axis]);
+            if (!is_derived(axes[axis]) && n[d] < 0) n[d] = src.dim(prefix + spec.name, axis);
+        }
+    }
+}
+
+int64_t size_of(const Sizes& n, Dim d) { return n[static_cast<size_t>(d)]; }
+
+std::string block_prefix(int i) { return "encoder.layers." + std::to_string(i) + "."; }
+
+Config infer_config(const TensorSource& src, Sizes& n) {
+    n.fill(-1);
+    read_sizes(src, kGlobalSpecs, "", n);
+    const int64_t T = size_of(n, Dim::T), Q1 = size_of(n, Dim::Q1);
     Config c;
-    const int T = src.dim("l_interp.weight", 0), Q1 = src.dim("l_interp.weight", 1);
-    c.Q = Q1 - 1;
+    c.Q = static_cast<int>(Q1 - 1);
     if (c.Q < 1 || T < 2 || (T - 1) % c.Q)
         throw WeightsError("l_interp.weight has shape [" + std::to_string(T) + ", " + std::to_string(Q1) +
                            "]: T - 1 must be a positive multiple of Q (T = K*Q + 1 with Q >= 1)");
-    c.K = (T - 1) / c.Q;
-    c.C = src.dim("encoder_emb.weight", 0);
-    c.P = src.dim("encoder_emb.weight", 1);
-    const std::string b0 = "encoder.layers.0.";
-    c.ffn_hidden = src.dim(b0 + "ff.fc1.weight", 0);
-    c.d_t = src.dim(b0 + "synth_att.synth_token.dense.weight", 0);
-    c.d_c = src.dim(b0 + "synth_att.synth_channel.dense.weight", 0);
-    c.se_t = src.dim(b0 + "synth_att.synth_token.se.fc.0.weight", 0);
-    c.se_c = src.dim(b0 + "synth_att.synth_channel.se.fc.0.weight", 0);
-    c.reweight_hidden = src.dim(b0 + "synth_att.reweight.fc1.weight", 0);
+    c.K = static_cast<int>((T - 1) / c.Q);
     // blocks are numbered 0..L-1; keys of any later block are reported as unexpected
-    while (src.has_prefix("encoder.layers." + std::to_string(c.L) + ".")) ++c.L;
+    while (src.has_prefix(block_prefix(c.L))) ++c.L;
+    if (c.L == 0) throw WeightsError("no encoder blocks (encoder.layers.0.*): not a MixSynthFormer state dict");
+    read_sizes(src, kBlockSpecs, block_prefix(0), n);
+#define MSF_DERIVED(symbol, base, factor) n[static_cast<size_t>(Dim::symbol)] = factor * size_of(n, Dim::base);
+    MSF_SCHEMA_DERIVED(MSF_DERIVED)
+#undef MSF_DERIVED
+    auto size = [&](Dim d) { return static_cast<int>(size_of(n, d)); };  // each at most 2^24 (TensorSource::dim)
+    c.P = size(Dim::P);
+    c.C = size(Dim::C);
+    c.ffn_hidden = size(Dim::F);
+    c.d_t = size(Dim::d_t);
+    c.d_c = size(Dim::d_c);
+    c.se_t = size(Dim::se_t);
+    c.se_c = size(Dim::se_c);
+    c.reweight_hidden = size(Dim::H);
     for (int v : {c.P, c.C, c.ffn_hidden, c.d_t, c.d_c, c.se_t, c.se_c, c.reweight_hidden})
         if (v < 1) throw WeightsError("every size of the model must be >= 1 (a tensor has a zero dimension)");
     if (c.d_t > T || c.d_c > c.C) throw WeightsError("reduced attention sizes d_t, d_c exceed T, C");
     return c;
 }
 
-SynthStore take_synth(TensorSource& src, const std::string& p, int N, int D, int d, int H) {
-    SynthStore s;
-    s.dense_t = src.take_transposed(p + "dense.weight", d, D);
-    s.dense_b = src.take(p + "dense.bias", {d});
-    s.se1 = src.take(p + "se.fc.0.weight", {H, N});
-    s.se2 = src.take(p + "se.fc.2.weight", {N, H});
-    if (d < N) {
-        s.value_w = src.take(p + "value_reduce.weight", {d, N});
-        s.value_b = src.take(p + "value_reduce.bias", {d});
-    } else {  // the official model keeps value_reduce when r = 1 but never uses it
-        src.allow_unused(p + "value_reduce.weight", {d, N});
-        src.allow_unused(p + "value_reduce.bias", {d});
+// Every tensor of specs under prefix, checked against its shape in sizes n; the unread ones only checked.
+template <size_t N>
+Stored<N> take_all(TensorSource& src, const TensorSpec (&specs)[N], const std::string& prefix, const Sizes& n) {
+    Stored<N> out;
+    for (size_t i = 0; i < N; ++i) {
+        const TensorSpec& spec = specs[i];
+        const std::string name = prefix + spec.name;
+        std::vector<int64_t> shape{size_of(n, spec.rows)};
+        if (spec.cols != Dim::None) shape.push_back(size_of(n, spec.cols));
+        if (spec.less != Dim::None && !(size_of(n, spec.less) < size_of(n, spec.than)))
+            src.allow_unused(name, shape);  // the official model keeps value_reduce when r = 1 but never uses it
+        else if (spec.layout == Layout::Transposed)
+            out[i] = src.take_transposed(name, static_cast<int>(shape[0]), static_cast<int>(shape[1]));
+        else
+            out[i] = src.take(name, shape);
     }
-    return s;
+    return out;
 }
 
-kernels::SynthAttentionWeights view(const SynthStore& s, int N, int D, int d, int H) {
-    return {N, D, d, H, s.dense_t.data(), s.dense_b.data(), s.se1.data(), s.se2.data(),
-            s.value_w.empty() ? nullptr : s.value_w.data(), s.value_b.empty() ? nullptr : s.value_b.data()};
+const float* data_or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+// token: N = T, D = C; channel: N = C, D = T (the Block ids of one synthesiser, in schema order)
+kernels::SynthAttentionWeights synth_view(const Stored<Block::kCount>& t, size_t first, int N, int D, int d, int H) {
+    return {N, D, d, H, t[first].data(), t[first + 1].data(), t[first + 2].data(), t[first + 3].data(),
+            data_or_null(t[first + 4]), data_or_null(t[first + 5])};
 }
+static_assert(Block::token_value_reduce_bias == Block::token_dense_weight + 5 &&
+              Block::channel_value_reduce_bias == Block::channel_dense_weight + 5,
+              "synth_view reads dense.weight, dense.bias, se.fc.0, se.fc.2, value_reduce.weight/bias in this order");
 
 // The file's stated config must agree with the shapes, and its pose convention must describe P values.
 void check_metadata(const Metadata& metadata, const Config& c) {
     auto config = metadata.find("config");
     if (config != metadata.end()) {
         const std::map<std::string, std::string> stated = json_object_members(config->second);
-        const std::pair<const char*, int> inferred[] = {
-            {"K", c.K}, {"Q", c.Q}, {"P", c.P}, {"C", c.C}, {"L", c.L}, {"ffn_hidden", c.ffn_hidden}, {"d_t", c.d_t},
-            {"d_c", c.d_c}, {"se_t", c.se_t}, {"se_c", c.se_c}, {"reweight_hidden", c.reweight_hidden}};
+#define MSF_FIELD(field) {#field, c.field},
+        const std::pair<const char*, int> inferred[] = {MSF_SCHEMA_CONFIG_FIELDS(MSF_FIELD)};
+#undef MSF_FIELD
         for (const auto& [key, value] : inferred) {
             auto it = stated.find(key);
             long long v = 0;
@@ -267,47 +337,29 @@ Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_uniq
     if (ver != metadata.end() && ver->second != "1")
         throw WeightsError("format_version '" + ver->second + "' is not supported (this msf reads version 1)");
     TensorSource src(tensors);
-    const Config c = infer_config(src);
+    Sizes n;
+    const Config c = infer_config(src, n);
     check_metadata(metadata, c);
-    const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden, H = c.reweight_hidden;
+    const int T = c.T(), C = c.C, H = c.reweight_hidden;
     Impl& m = *impl_;
     m.config = c;
     m.metadata = std::move(metadata);
-    m.interp_w = src.take("l_interp.weight", {T, c.n_keyframes()});
-    m.interp_b = src.take("l_interp.bias", {T});
-    m.emb_t = src.take_transposed("encoder_emb.weight", C, P);
-    m.emb_b = src.take("encoder_emb.bias", {C});
-    m.norm_w = src.take("norm.weight", {C});
-    m.norm_b = src.take("norm.bias", {C});
-    m.fc_t = src.take_transposed("fc.weight", P, C);
-    m.fc_b = src.take("fc.bias", {P});
+    m.global = take_all(src, kGlobalSpecs, "", n);
     m.layers.resize(static_cast<size_t>(c.L));
     for (int i = 0; i < c.L; ++i) {
-        const std::string b = "encoder.layers." + std::to_string(i) + ".";
         LayerStore& l = m.layers[static_cast<size_t>(i)];
-        l.token = take_synth(src, b + "synth_att.synth_token.", T, C, c.d_t, c.se_t);
-        l.channel = take_synth(src, b + "synth_att.synth_channel.", C, T, c.d_c, c.se_c);
-        l.fc1_t = src.take_transposed(b + "synth_att.reweight.fc1.weight", H, T);
-        l.fc1_b = src.take(b + "synth_att.reweight.fc1.bias", {H});
-        l.fc2_t = src.take_transposed(b + "synth_att.reweight.fc2.weight", 2 * T, H);
-        l.fc2_b = src.take(b + "synth_att.reweight.fc2.bias", {2 * T});
-        l.proj_t = src.take_transposed(b + "synth_att.proj.weight", C, C);
-        l.proj_b = src.take(b + "synth_att.proj.bias", {C});
-        l.ff1_t = src.take_transposed(b + "ff.fc1.weight", F, C);
-        l.ff1_b = src.take(b + "ff.fc1.bias", {F});
-        l.ff2_t = src.take_transposed(b + "ff.fc2.weight", C, F);
-        l.ff2_b = src.take(b + "ff.fc2.bias", {C});
-        l.norm1_w = src.take(b + "norm1.weight", {C});
-        l.norm1_b = src.take(b + "norm1.bias", {C});
-        l.norm2_w = src.take(b + "norm2.weight", {C});
-        l.norm2_b = src.take(b + "norm2.bias", {C});
-        l.mix = {T, C, H, view(l.token, T, C, c.d_t, c.se_t), view(l.channel, C, T, c.d_c, c.se_c),
-                 l.fc1_t.data(), l.fc1_b.data(), l.fc2_t.data(), l.fc2_b.data(), l.proj_t.data(), l.proj_b.data()};
+        l.t = take_all(src, kBlockSpecs, block_prefix(i), n);
+        const auto& t = l.t;
+        l.mix = {T, C, H, synth_view(t, Block::token_dense_weight, T, C, c.d_t, c.se_t),
+                 synth_view(t, Block::channel_dense_weight, C, T, c.d_c, c.se_c),
+                 t[Block::reweight_fc1_weight].data(), t[Block::reweight_fc1_bias].data(),
+                 t[Block::reweight_fc2_weight].data(), t[Block::reweight_fc2_bias].data(),
+                 t[Block::proj_weight].data(), t[Block::proj_bias].data()};
     }
     src.check_all_used();
     const size_t TC = static_cast<size_t>(T) * C;
     // X (T, P), Z (T, C), tmp (T, C), hidden (T, F), then the mixing scratch
-    m.workspace_floats = static_cast<size_t>(T) * P + 2 * TC + static_cast<size_t>(T) * F +
+    m.workspace_floats = static_cast<size_t>(T) * c.P + 2 * TC + static_cast<size_t>(T) * c.ffn_hidden +
                          kernels::mix_synth_attention_scratch(m.layers[0].mix);
     m.max_abs_weight = src.max_abs();
     // Sizes come from an untrusted file: a few MB of weights must not make refine() allocate gigabytes.
@@ -331,20 +383,23 @@ void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
     float* tmp = z + TC;                               // (T, C)
     float* hidden = tmp + TC;                          // (T, F)
     float* scratch = hidden + static_cast<size_t>(T) * F;
-    kernels::linear_left_forward(x, interp_w.data(), interp_b.data(), kf, T, c.n_keyframes(), P);
-    kernels::linear_forward(z, x, emb_t.data(), emb_b.data(), T, P, C);
+    const Stored<Global::kCount>& g = global;
+    kernels::linear_left_forward(x, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(), kf, T,
+                                 c.n_keyframes(), P);
+    kernels::linear_forward(z, x, g[Global::encoder_emb_weight].data(), g[Global::encoder_emb_bias].data(), T, P, C);
     for (const LayerStore& l : layers) {
+        const Stored<Block::kCount>& t = l.t;
         kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
         for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
-        kernels::layer_norm_forward(z, tmp, l.norm1_w.data(), l.norm1_b.data(), T, C);
-        kernels::linear_forward(hidden, z, l.ff1_t.data(), l.ff1_b.data(), T, C, F);
+        kernels::layer_norm_forward(z, tmp, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
+        kernels::linear_forward(hidden, z, t[Block::ff_fc1_weight].data(), t[Block::ff_fc1_bias].data(), T, C, F);
         kernels::gelu_forward(hidden, static_cast<size_t>(T) * F);
-        kernels::linear_forward(tmp, hidden, l.ff2_t.data(), l.ff2_b.data(), T, F, C);
+        kernels::linear_forward(tmp, hidden, t[Block::ff_fc2_weight].data(), t[Block::ff_fc2_bias].data(), T, F, C);
         for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
-        kernels::layer_norm_forward(z, tmp, l.norm2_w.data(), l.norm2_b.data(), T, C);
+        kernels::layer_norm_forward(z, tmp, t[Block::norm2_weight].data(), t[Block::norm2_bias].data(), T, C);
     }
-    kernels::layer_norm_forward(tmp, z, norm_w.data(), norm_b.data(), T, C);
-    kernels::linear_forward(out, tmp, fc_t.data(), fc_b.data(), T, C, P);
+    kernels::layer_norm_forward(tmp, z, g[Global::norm_weight].data(), g[Global::norm_bias].data(), T, C);
+    kernels::linear_forward(out, tmp, g[Global::fc_weight].data(), g[Global::fc_bias].data(), T, C, P);
     for (size_t i = 0; i < static_cast<size_t>(T) * P; ++i) out[i] += x[i];
 }
 

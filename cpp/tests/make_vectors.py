@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
-from msf import reference as ref, weights  # noqa: E402
+from msf import reference as ref, schema, weights  # noqa: E402
 from msf.config import Config  # noqa: E402
 
 # Small but complete: d_t = T//4 < T uses value_reduce, d_c = C leaves it unused; P = 3 joints x 2D.
@@ -29,21 +29,8 @@ POSE = {"skeleton": "test3", "joints": ["a", "b", "c"], "dims": 2, "units": "nor
 
 
 def random_state_dict(config: Config, rng: np.random.Generator) -> dict:
-    """Official-layout tensors of sensible scale, float32, with the unused value_reduce the official model keeps."""
-    shapes = dict(config.expected_shapes())
-    for i in range(config.L):
-        p = f"encoder.layers.{i}.synth_att.synth_channel.value_reduce."
-        shapes[p + "weight"], shapes[p + "bias"] = (config.d_c, config.C), (config.d_c,)
-    tensors = {}
-    for name, shape in shapes.items():
-        if name.endswith(("norm.weight", "norm1.weight", "norm2.weight")):
-            t = 1 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith("bias"):
-            t = 0.1 * rng.standard_normal(shape)
-        else:
-            t = rng.standard_normal(shape) / np.sqrt(shape[1])
-        tensors[name] = t.astype(np.float32)
-    return tensors
+    """Official-layout float32 tensors of sensible scale, with the unused value_reduce the official model keeps."""
+    return {k: v.astype(np.float32) for k, v in schema.random_state_dict(config, rng).items()}
 
 
 class Vectors:

@@ -6,13 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
+from . import schema
 from .errors import WeightsError
-
-_GLOBAL = ("l_interp", "encoder_emb", "norm", "fc")
-_SYNTH = ("dense.weight", "dense.bias", "se.fc.0.weight", "se.fc.2.weight")
-_VALUE = ("value_reduce.weight", "value_reduce.bias")
-_BLOCK = ("synth_att.reweight.fc1", "synth_att.reweight.fc2", "synth_att.proj", "ff.fc1", "ff.fc2",
-          "norm1", "norm2")
 
 # Sizes come from untrusted files: a few MB of weights must not make one window need gigabytes. Both
 # backends refuse a model whose workspace_floats exceeds this many floats per weight plus the allowance
@@ -96,38 +91,13 @@ class Config:
         return json.dumps(asdict(self), sort_keys=True)
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every tensor name the model reads, with its shape. value_reduce appears only where used."""
-        T, Q1, P, C = self.T, self.n_keyframes, self.P, self.C
-        shapes = {
-            "l_interp.weight": (T, Q1), "l_interp.bias": (T,),
-            "encoder_emb.weight": (C, P), "encoder_emb.bias": (C,),
-            "norm.weight": (C,), "norm.bias": (C,),
-            "fc.weight": (P, C), "fc.bias": (P,),
-        }
-        for i in range(self.L):
-            b = f"encoder.layers.{i}."
-            for branch, n, d_in, d, se in (("synth_token", T, C, self.d_t, self.se_t),
-                                           ("synth_channel", C, T, self.d_c, self.se_c)):
-                s = f"{b}synth_att.{branch}."
-                shapes.update({s + "dense.weight": (d, d_in), s + "dense.bias": (d,),
-                               s + "se.fc.0.weight": (se, n), s + "se.fc.2.weight": (n, se)})
-                if d < n:
-                    shapes.update({s + "value_reduce.weight": (d, n), s + "value_reduce.bias": (d,)})
-            h, F = self.reweight_hidden, self.ffn_hidden
-            shapes.update({
-                b + "synth_att.reweight.fc1.weight": (h, T), b + "synth_att.reweight.fc1.bias": (h,),
-                b + "synth_att.reweight.fc2.weight": (2 * T, h), b + "synth_att.reweight.fc2.bias": (2 * T,),
-                b + "synth_att.proj.weight": (C, C), b + "synth_att.proj.bias": (C,),
-                b + "ff.fc1.weight": (F, C), b + "ff.fc1.bias": (F,),
-                b + "ff.fc2.weight": (C, F), b + "ff.fc2.bias": (C,),
-                b + "norm1.weight": (C,), b + "norm1.bias": (C,),
-                b + "norm2.weight": (C,), b + "norm2.bias": (C,),
-            })
-        return shapes
+        """Every tensor name the model reads, with its shape (msf.schema). value_reduce appears only where used."""
+        return schema.expected_shapes(self)
 
     @classmethod
     def from_shapes(cls, shapes: Mapping[str, tuple[int, ...]]) -> "Config":
-        """Infers the config from state-dict shapes and checks every tensor against it.
+        """Infers the config from state-dict shapes (the sizes msf.schema.binding_specs names) and checks every
+        tensor of msf.schema against it.
 
         Unused `value_reduce` tensors (d == N) are allowed but must have the official shape.
         Raises WeightsError naming missing, unexpected and mis-shaped tensors.
@@ -143,37 +113,34 @@ class Config:
                                    f"most {MAX_SIZE})")
             return int(shape[axis])
 
-        T, Q1 = dim("l_interp.weight", 0), dim("l_interp.weight", 1)
-        C, P = dim("encoder_emb.weight", 0), dim("encoder_emb.weight", 1)
-        Q = Q1 - 1
-        if Q < 1 or T < 2 or (T - 1) % Q:
-            raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
-                               f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
-        L = 0  # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
-        while any(k.startswith(f"encoder.layers.{L}.") for k in shapes):
-            L += 1
-        if L == 0:
-            raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer state dict")
-        b0 = "encoder.layers.0."
-        config = cls(K=(T - 1) // Q, Q=Q, P=P, C=C, L=L,
-                     ffn_hidden=dim(b0 + "ff.fc1.weight", 0),
-                     d_t=dim(b0 + "synth_att.synth_token.dense.weight", 0),
-                     d_c=dim(b0 + "synth_att.synth_channel.dense.weight", 0),
-                     se_t=dim(b0 + "synth_att.synth_token.se.fc.0.weight", 0),
-                     se_c=dim(b0 + "synth_att.synth_channel.se.fc.0.weight", 0),
-                     reweight_hidden=dim(b0 + "synth_att.reweight.fc1.weight", 0))
+        n: dict[str, int] = {}
+        L = 0
+        for name, spec in schema.binding_specs():
+            if name.startswith(schema.BLOCK_PREFIX.format(0)) and not L:  # the global sizes are known
+                T, Q1 = n["T"], n["Q1"]
+                Q = Q1 - 1
+                if Q < 1 or T < 2 or (T - 1) % Q:
+                    raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
+                                       f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
+                # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
+                while any(k.startswith(schema.BLOCK_PREFIX.format(L)) for k in shapes):
+                    L += 1
+                if L == 0:
+                    raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer "
+                                       "state dict")
+            for axis, symbol in enumerate(spec.shape):
+                if symbol not in n and symbol not in schema.DERIVED:
+                    n[symbol] = dim(name, axis)
+        T, Q = n["T"], n["Q1"] - 1
+        config = cls(K=(T - 1) // Q, Q=Q, P=n["P"], C=n["C"], L=L, ffn_hidden=n["F"], d_t=n["d_t"], d_c=n["d_c"],
+                     se_t=n["se_t"], se_c=n["se_c"], reweight_hidden=n["H"])
         for field, value in asdict(config).items():
             if value < 1:
                 raise WeightsError(f"inferred {field} = {value}: every size of the model must be >= 1")
-        if config.d_t > T or config.d_c > C:
-            raise WeightsError(f"reduced sizes d_t = {config.d_t}, d_c = {config.d_c} exceed T = {T}, C = {C}")
-        expected = config.expected_shapes()
-        optional = {}
-        for i in range(L):
-            for branch, n, d in (("synth_token", T, config.d_t), ("synth_channel", C, config.d_c)):
-                if d == n:
-                    s = f"encoder.layers.{i}.synth_att.{branch}."
-                    optional.update({s + "value_reduce.weight": (d, n), s + "value_reduce.bias": (d,)})
+        if config.d_t > T or config.d_c > config.C:
+            raise WeightsError(f"reduced sizes d_t = {config.d_t}, d_c = {config.d_c} exceed T = {T}, "
+                               f"C = {config.C}")
+        expected, optional = schema.expected_shapes(config), schema.unused_shapes(config)
         missing = sorted(set(expected) - set(shapes))
         unexpected = sorted(set(shapes) - set(expected) - set(optional))
         wrong = [f"{k}: {list(shapes[k])} (expected {list(v)})"

@@ -82,10 +82,10 @@ std::string shape_str(const std::vector<int64_t>& shape) {
     return s.str();
 }
 
-// Tensors by name, each used at most once, checked against the expected shape.
+// Tensors by name, each used at most once, checked against the expected shape; taking one moves its data out.
 class TensorSource {
 public:
-    explicit TensorSource(const TensorMap& tensors) : tensors_(tensors) {}
+    explicit TensorSource(TensorMap& tensors) : tensors_(tensors) {}
 
     bool has_prefix(const std::string& prefix) const {
         auto it = tensors_.lower_bound(prefix);
@@ -103,13 +103,14 @@ public:
         return static_cast<int>(t.shape[axis]);
     }
     std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
-        const Tensor& t = find(name);
+        find(name);  // WeightsError when missing
+        Tensor& t = tensors_.at(name);
         if (t.shape != shape)
             throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", the inferred config needs " + shape_str(shape));
         size_t count = 1;
         for (int64_t s : shape) count *= static_cast<size_t>(s);
         if (t.data.size() != count) throw WeightsError("tensor '" + name + "' holds " + std::to_string(t.data.size()) + " values for shape " + shape_str(shape));
-        std::vector<float> data = t.data;
+        std::vector<float> data = std::move(t.data);
         for (float& v : data) {
             if (!std::isfinite(v)) throw WeightsError("tensor '" + name + "' contains NaN or infinite values");
             if (std::fpclassify(v) == FP_SUBNORMAL) v = 0.0f;  // as the forward would flush it; NumPy loads alike
@@ -145,7 +146,7 @@ public:
     }
 
 private:
-    const TensorMap& tensors_;
+    TensorMap& tensors_;
     std::set<std::string> used_;
     size_t taken_floats_ = 0;
     float max_abs_ = 0.0f;
@@ -328,7 +329,7 @@ void check_metadata(const Metadata& metadata, const Config& c) {
 
 }  // namespace
 
-Model::Model(const TensorMap& tensors, Metadata metadata) : impl_(std::make_unique<Impl>()) {
+Model::Model(TensorMap tensors, Metadata metadata) : impl_(std::make_unique<Impl>()) {
     isa::active();  // a bad MSF_ISA is an error at load, not at the first refine
     auto fmt = metadata.find("format");
     if (fmt != metadata.end() && fmt->second != "msf")
@@ -474,7 +475,7 @@ namespace {
 Model from_file_contents(StFile file) {
     TensorMap tensors;
     for (auto& kv : file.tensors) tensors[kv.first] = Tensor{std::move(kv.second.shape), std::move(kv.second.data)};
-    return Model(tensors, std::move(file.metadata));
+    return Model(std::move(tensors), std::move(file.metadata));
 }
 }  // namespace
 

@@ -10,8 +10,8 @@
 
 namespace msf {
 
-// Limits on untrusted files. msf.weights (the Python reader) uses the same numbers; the binding exposes
-// them (msf._core.MAX_HEADER_BYTES, ...) and tests/test_weights.py checks that they agree.
+// Limits on untrusted files. msf.weights (the Python reader) uses the same numbers; the test-only binding
+// exposes them (msf._kernels.MAX_HEADER_BYTES, ...) and tests/test_weights.py checks that they agree.
 constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;  // header length field, in bytes
 // kMaxJsonDepth and kMaxIntegerDigits, the limits on its JSON, are in json.hpp.
 constexpr size_t kMaxShapeDims = 64;      // entries of a shape (NumPy's limit)

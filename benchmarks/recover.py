@@ -190,8 +190,8 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown CPU")
     import msf
-    core_kernels = getattr(getattr(msf.backend, "_core", None), "kernels", None)
-    isa = core_kernels.isa() if core_kernels is not None else "n/a"
+    core = msf.backend._core
+    isa = core.isa() if core is not None else "n/a"
     print("# msf recover benchmark\n")
     print(f"- machine: {cpu}, {os.cpu_count()} logical cores; GEMM ISA {isa}; load average {os.getloadavg()}")
     print(f"- command: {' '.join([Path(sys.executable).name] + sys.argv)}")

@@ -316,8 +316,8 @@ def main() -> None:
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith(("flags", "Features"))), [])
     simd = [f for f in ("avx512f", "avx2", "fma", "asimd") if f in flags]
     try:
-        from msf._core import kernels
-        isa = f"{kernels.isa()} (MSF_ISA={os.environ['MSF_ISA']})" if os.environ.get("MSF_ISA") else kernels.isa()
+        from msf import _core
+        isa = f"{_core.isa()} (MSF_ISA={os.environ['MSF_ISA']})" if os.environ.get("MSF_ISA") else _core.isa()
     except ImportError:
         isa = "n/a (msf._core not built)"
     meta = {"machine": f"{cpu}, {os.cpu_count()} logical cores, SIMD flags {' '.join(simd) or 'none'}",

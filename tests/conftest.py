@@ -2,7 +2,7 @@
 
 The whole suite runs once per backend: MSF_BACKEND=cpp or MSF_BACKEND=numpy selects what
 `backend="auto"` (and the `backend` fixture) means. MSF_REQUIRE_CPP=1 (set by CI) turns a missing
-C++ extension into a failure instead of skipped C++ tests.
+C++ extension (msf._core, or msf._kernels: the test-only bindings) into a failure instead of skipped C++ tests.
 """
 import json
 import os
@@ -17,12 +17,30 @@ from msf import schema
 from msf.config import OFFICIAL_CONFIGS, Config, official_config  # noqa: F401 (official_config: for the tests)
 
 HAS_CPP = "cpp" in msf.backends()
-if os.environ.get("MSF_REQUIRE_CPP") == "1" and not HAS_CPP:
-    raise RuntimeError("MSF_REQUIRE_CPP=1 but msf._core is not built: the C++ extension failed to install")
+
+
+def _has_kernels() -> bool:
+    """msf._kernels: single kernels and the C++ safetensors reader, which a wheel may leave out
+    (MSF_KERNEL_BINDINGS=OFF)."""
+    try:
+        from msf import _kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_KERNELS = HAS_CPP and _has_kernels()
+if os.environ.get("MSF_REQUIRE_CPP") == "1":
+    if not HAS_CPP:
+        raise RuntimeError("MSF_REQUIRE_CPP=1 but msf._core is not built: the C++ extension failed to install")
+    if not HAS_KERNELS:
+        raise RuntimeError("MSF_REQUIRE_CPP=1 but msf._kernels is not built (MSF_KERNEL_BINDINGS=OFF?): the tests "
+                           "of single kernels and of the C++ safetensors reader would skip")
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
+requires_kernels = pytest.mark.skipif(not HAS_KERNELS, reason="msf._kernels (test-only C++ bindings) is not built")
 
 # (K, Q, P, C, L) of the official configurations and the config their constructor builds: one source,
 # msf.config (docs/model.md §1)

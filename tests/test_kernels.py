@@ -1,18 +1,15 @@
-"""Every C++ kernel against the NumPy reference (float64) on random shapes, values and edge sizes."""
-import os
-
+"""Every C++ kernel against the NumPy reference (float64) on random shapes, values and edge sizes, through
+msf._kernels (the test-only bindings; tests/test_isa.py tests MSF_ISA through the model)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import msf
-from conftest import HAS_CPP
+from conftest import HAS_KERNELS, requires_kernels
 from msf import reference as ref
 from tolerances import (
     KERNEL_ATOL,
     KERNEL_ATOL_OF_MAX,
     KERNEL_RTOL,
-    MODEL_ATOL_OF_MAX,
     assert_close,
     dot_atol,
     gelu_rtol,
@@ -20,9 +17,9 @@ from tolerances import (
     synth_attention_atol,
 )
 
-pytestmark = pytest.mark.skipif(not HAS_CPP, reason="msf._core (C++ extension) is not built")
-if HAS_CPP:
-    from msf._core import kernels
+pytestmark = requires_kernels
+if HAS_KERNELS:
+    from msf import _core, _kernels as kernels
 
 # sizes that are not multiples of any SIMD width, plus 1 and the official ones
 size = st.one_of(st.integers(1, 9), st.integers(10, 140), st.sampled_from([11, 16, 17, 32, 51, 64, 101, 128, 256]))
@@ -130,7 +127,7 @@ def test_mix_synth_attention(T, C, data, seed):
     assert_close(kernels.mix_synth_attention(z, p), expected, **KERNEL, what="mix_synth_attention")
 
 
-ISAS = [name for name, _ in kernels.isas()] if HAS_CPP else ["portable"]
+ISAS = [name for name, _ in _core.isas()] if HAS_KERNELS else ["portable"]
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -139,7 +136,7 @@ ISAS = [name for name, _ in kernels.isas()] if HAS_CPP else ["portable"]
 def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, seed):
     """Each ISA version of the GEMM (the dispatcher picks one; all are tested here); skipped, not passed, for
     an ISA this CPU or build lacks."""
-    if not dict(kernels.isas())[isa]:
+    if not dict(_core.isas())[isa]:
         pytest.skip(f"this CPU or build has no {isa}")
     rng = np.random.default_rng(seed)
     a, b = f32(rng, M, K), f32(rng, K, N, scale=K ** -0.5)
@@ -150,53 +147,3 @@ def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, seed):
     out = kernels.gemm(a, b, col_bias, row_bias, isa=isa)
     bias = (0 if col_bias is None else col_bias) + (0 if row_bias is None else row_bias[:, None])
     assert_close(out, expected, **KERNEL, atol=dot_atol(a, b, bias), what=f"gemm {isa}")
-
-
-def test_dispatch_names_a_version():
-    """The active ISA is the best available one (MSF_ISA unset) or the one MSF_ISA names."""
-    names = [name for name, ok in kernels.isas() if ok]
-    assert kernels.isa() == (os.environ.get("MSF_ISA") or names[0])
-    assert names[-1] == "portable"
-
-
-def _run_with_isa(value, code):
-    import subprocess
-    import sys
-    env = dict(os.environ, MSF_ISA=value)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-
-
-@pytest.mark.parametrize("isa", ISAS)
-def test_msf_isa_forces_a_lesser_version(isa, tmp_path):
-    """MSF_ISA=name runs every kernel of the model on that ISA; the model's output stays within the model
-    tolerance of the reference (the versions differ only in fused vs separate multiply-adds)."""
-    if not dict(kernels.isas())[isa]:
-        pytest.skip(f"this CPU or build has no {isa}")
-    code = (
-        "import numpy as np, msf\n"
-        "from msf._core import kernels\n"
-        "r = msf.Refiner.load('h36m17-3d', backend='cpp')\n"
-        "kf = np.random.default_rng(0).normal(size=(3, r.config.n_keyframes, 51)).astype(np.float32) * 100\n"
-        f"np.save({str(tmp_path / 'out.npy')!r}, r.refine(kf))\n"
-        "print(kernels.isa())\n")
-    done = _run_with_isa(isa, code)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-1] == isa
-    r = msf.Refiner.load("h36m17-3d", backend="numpy")
-    kf = np.random.default_rng(0).normal(size=(3, r.config.n_keyframes, 51)).astype(np.float32) * 100
-    tensors = {k: np.asarray(v, np.float64) for k, v in r._model.tensors.items()}
-    expected = ref.model_forward(kf.astype(np.float64), tensors, r.config.L)
-    assert_close(np.load(tmp_path / "out.npy"), expected, atol_of_max=MODEL_ATOL_OF_MAX, what=f"model on MSF_ISA={isa}")
-
-
-UNAVAILABLE = [name for name, ok in kernels.isas() if not ok][:1] if HAS_CPP else []
-
-
-@pytest.mark.parametrize("value", ["sse9"] + UNAVAILABLE)
-def test_msf_isa_unknown_or_unavailable_is_an_error(value):
-    code = ("import msf\n"
-            "try:\n    msf.Refiner.load('h36m17-3d', backend='cpp')\n"
-            "except msf.InputError as e:\n    print('refused:', e)\n")
-    done = _run_with_isa(value, code)
-    assert done.returncode == 0, done.stderr
-    assert "refused: MSF_ISA=" + value in done.stdout, done.stdout

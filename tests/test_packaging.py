@@ -1,6 +1,6 @@
 """The installed wheel (docs/packaging.md), checked when CI runs the suite against it (MSF_PACKAGING_CHECK=1):
-the tests import the installed msf, not the source tree's src/, and its C++ extension needs nothing but glibc
-(libc, libm, libpthread, libdl, the loader) and libgcc_s: libstdc++ is linked into it."""
+the tests import the installed msf, not the source tree's src/, and its C++ extensions need nothing but glibc
+(libc, libm, libpthread, libdl, the loader) and libgcc_s: libstdc++ is linked into them."""
 import os
 import struct
 import sys
@@ -46,9 +46,10 @@ def test_msf_is_the_installed_package():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="manylinux wheels: Linux only")
-def test_core_needs_only_glibc_and_libgcc():
-    core = pytest.importorskip("msf._core", reason="msf._core (C++ extension) is not built")
-    needed = elf_needed(Path(core.__file__))
-    print(Path(core.__file__).name, "needs", needed)
+@pytest.mark.parametrize("name", ["msf._core", "msf._kernels"])
+def test_extension_needs_only_glibc_and_libgcc(name):
+    module = pytest.importorskip(name, reason=f"{name} (C++ extension) is not built")
+    needed = elf_needed(Path(module.__file__))
+    print(Path(module.__file__).name, "needs", needed)
     other = [lib for lib in needed if not lib.startswith(SYSTEM_LIBRARIES)]
-    assert not other, f"msf._core needs {other}: the C++ runtime should be linked in (MSF_STATIC_CXX_RUNTIME)"
+    assert not other, f"{name} needs {other}: the C++ runtime should be linked in (MSF_STATIC_CXX_RUNTIME)"

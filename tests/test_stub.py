@@ -1,6 +1,6 @@
-"""src/msf/_core.pyi against the built extension: the same public names (module, Model, kernels), and for every
-function the same parameters as pybind11 reports them (names, positional-only for its unnamed arg0, arg1, ...,
-defaults)."""
+"""src/msf/_core.pyi and _kernels.pyi against the built extensions: the same public names (module, Model), and for
+every function the same parameters as pybind11 reports them (names, positional-only for its unnamed arg0, arg1,
+..., defaults)."""
 import ast
 import re
 from pathlib import Path
@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 
 import msf
+from conftest import requires_kernels
 
-STUB = Path(msf.__file__).resolve().parent / "_core.pyi"
+STUBS = Path(msf.__file__).resolve().parent
 
 
 def public(names) -> set[str]:
     return {n for n in names if not n.startswith("_")}
 
 
-def stub_tree() -> ast.Module:
-    return ast.parse(STUB.read_text(), filename=str(STUB))
+def stub_tree(module: str = "_core") -> ast.Module:
+    path = STUBS / f"{module}.pyi"
+    return ast.parse(path.read_text(), filename=str(path))
 
 
 def stub_names(body: list[ast.stmt]) -> dict[str, ast.stmt]:
@@ -97,10 +99,24 @@ def assert_same_params(function, node: ast.FunctionDef, name: str, method: bool)
         assert s_default == r_default, f"{name}({r_name}): default {r_default} in the extension, {s_default} here"
 
 
-def test_stub_ships_beside_the_package():
-    """The stub and py.typed sit in the installed msf package (wheel.packages = ["src/msf"] takes every file)."""
-    assert STUB.is_file()
-    assert (STUB.parent / "py.typed").is_file()
+def assert_module_matches(module, stub: str) -> None:
+    """Every public name of the module is in the stub and nothing else is; functions take the same parameters,
+    constants are ints."""
+    names = stub_names(stub_tree(stub).body)
+    assert public(vars(module)) == public(names)
+    for name, node in names.items():
+        if isinstance(node, ast.FunctionDef):
+            assert not node.decorator_list, f"{stub}.{name}"
+            assert_same_params(getattr(module, name), node, name, method=False)
+        elif isinstance(node, ast.AnnAssign):
+            assert ast.unparse(node.annotation) == "int" and isinstance(getattr(module, name), int), name
+
+
+def test_stubs_ship_beside_the_package():
+    """The stubs and py.typed sit in the installed msf package (wheel.packages = ["src/msf"] takes every file)."""
+    for stub in ("_core", "_kernels"):
+        assert (STUBS / f"{stub}.pyi").is_file()
+    assert (STUBS / "py.typed").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +125,7 @@ def core():
 
 
 def test_module_names(core):
-    assert public(vars(core)) == public(stub_names(stub_tree().body))
-    for name in ("MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "MAX_INTEGER_DIGITS", "MAX_SHAPE_DIMS", "MAX_SHAPE_ELEMENTS"):
-        assert isinstance(getattr(core, name), int)
-    assert_same_params(core.parse_safetensors, stub_names(stub_tree().body)["parse_safetensors"],
-                       "parse_safetensors", method=False)
+    assert_module_matches(core, "_core")
 
 
 def test_model(core):
@@ -133,22 +145,17 @@ def test_model(core):
     assert_same_params(core.Model.__init__, members["__init__"], "__init__", method=True)
 
 
-def test_kernels(core):
-    from msf._core import kernels
-
-    members = stub_class("kernels")
-    assert public(vars(kernels)) == public(members)
-    for name, node in members.items():
-        assert [d.id for d in node.decorator_list] == ["staticmethod"], f"kernels.{name}"
-        assert_same_params(getattr(kernels, name), node, name, method=False)
-
-
-def test_kernels_return_types(core):
+def test_isa_return_types(core):
     """The two functions whose results are not arrays, as the stub declares them."""
-    from msf._core import kernels
-
-    assert isinstance(kernels.isa(), str)
-    isas = kernels.isas()
+    assert isinstance(core.isa(), str)
+    isas = core.isas()
     assert isinstance(isas, list) and isas
     assert all(isinstance(n, str) and isinstance(ok, bool) for n, ok in isas)
-    assert kernels.isa() in [n for n, ok in isas if ok]
+    assert core.isa() in [n for n, ok in isas if ok]
+
+
+@requires_kernels
+def test_kernels_module_names():
+    from msf import _kernels
+
+    assert_module_matches(_kernels, "_kernels")

@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
+from conftest import HAS_CPP, HAS_KERNELS, OFFICIAL, official_config, random_state_dict, requires_kernels
 from msf import weights
 from msf.config import Config
 
 if HAS_CPP:
     from msf import _core
+if HAS_KERNELS:
+    from msf import _kernels
 
 
 def small_file(metadata=None) -> bytes:
@@ -30,8 +32,8 @@ def raw_file(header: dict, body: bytes = b"", header_len: int | None = None) -> 
 def parsers():
     """Every parser of the product: the Python one and, when built, the C++ one."""
     yield "python", lambda data: weights.parse(data).tensors
-    if HAS_CPP:
-        yield "cpp", lambda data: _core.parse_safetensors(bytes(data))[0]
+    if HAS_KERNELS:
+        yield "cpp", lambda data: _kernels.parse_safetensors(bytes(data))[0]
 
 
 def test_round_trip_and_metadata():
@@ -40,8 +42,8 @@ def test_round_trip_and_metadata():
     assert parsed.metadata == {"format": "msf", "note": "ünïcode ✓"}
     np.testing.assert_array_equal(parsed.tensors["a"], np.arange(6).reshape(2, 3))
     assert parsed.tensors["empty"].shape == (0, 4)
-    if HAS_CPP:
-        tensors, metadata = _core.parse_safetensors(data)
+    if HAS_KERNELS:
+        tensors, metadata = _kernels.parse_safetensors(data)
         assert metadata == parsed.metadata
         for k, v in parsed.tensors.items():
             np.testing.assert_array_equal(tensors[k], v)
@@ -173,7 +175,7 @@ def parse_verdicts(data: bytes) -> dict:
     """name -> the parsed tensors (names, shapes, bytes) and metadata, or 'refused' (a WeightsError)."""
     out = {}
     for name, parse in (("python", lambda d: (lambda w: (w.tensors, w.metadata))(weights.parse(d))),
-                        *((("cpp", lambda d: _core.parse_safetensors(d)),) if HAS_CPP else ())):
+                        *((("cpp", lambda d: _kernels.parse_safetensors(d)),) if HAS_KERNELS else ())):
         try:
             tensors, metadata = parse(data)
             out[name] = (sorted((k, v.shape, v.tobytes()) for k, v in tensors.items()), sorted(metadata.items()))
@@ -379,11 +381,11 @@ def test_implausibly_large_sizes_are_refused_as_in_cpp():
         msf.Model.from_tensors(tensors)
 
 
-@requires_cpp
+@requires_kernels
 def test_limits_are_the_cpp_readers():
     for name in ("MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "MAX_INTEGER_DIGITS", "MAX_SHAPE_DIMS", "MAX_SHAPE_ELEMENTS"):
-        assert getattr(weights, name) == getattr(_core, name), f"{name}: Python {getattr(weights, name)}, " \
-                                                               f"C++ {getattr(_core, name)}"
+        assert getattr(weights, name) == getattr(_kernels, name), f"{name}: Python {getattr(weights, name)}, " \
+                                                                  f"C++ {getattr(_kernels, name)}"
     assert weights.MAX_HEADER_BYTES == 100_000_000
 
 

@@ -16,8 +16,8 @@
   (and, for models, both loaders) must give.
 
 Every file is small (well under the fuzzers' -max_len of 64 KiB) and is checked with msf's Python reader
-(and the C++ one, when msf._core is built) before it is written: the valid seeds parse and the model_
-seeds load; each edge_ seed gets its verdict. Needs NumPy; msf is imported from the repository's src/.
+(and the C++ one, when msf._core and msf._kernels are built) before it is written: the valid seeds parse and
+the model_ seeds load; each edge_ seed gets its verdict. Needs NumPy; msf is imported from the repository's src/.
 Deterministic.
 """
 from __future__ import annotations
@@ -221,12 +221,12 @@ def check_edge(name: str, data: bytes) -> None:
     loaders = [("python", lambda d: Model.from_weights(msf.weights.parse(d)) if d[8:].find(b'"config"') >= 0
                 else msf.weights.parse(d))]
     try:
-        from msf import _core
+        from msf import _core, _kernels
     except ImportError:
         pass
     else:
         loaders.append(("cpp", lambda d: _core.Model.from_buffer(d) if d[8:].find(b'"config"') >= 0
-                        else _core.parse_safetensors(d)))
+                        else _kernels.parse_safetensors(d)))
     for reader, load in loaders:
         try:
             load(data)

@@ -1,27 +1,17 @@
-// msf._core: thin pybind11 bindings. Arrays in, arrays out; the GIL is released around the forward.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
+// msf._core: thin pybind11 bindings of what msf itself uses (the model, and the ISA its kernels run on).
+// Arrays in, arrays out; the GIL is released around the forward. Test-only bindings: kernels_module.cpp.
 #include <pybind11/stl.h>
 
 #include <string>
 
 #include "../src/isa.hpp"
 #include "../src/kernels.hpp"
-#include "../src/safetensors.hpp"
+#include "binding.hpp"
 #include "msf/msf.hpp"
-
-namespace py = pybind11;
-using Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 namespace {
 
 std::vector<int64_t> shape_of(const Array& a) { return {a.shape(), a.shape() + a.ndim()}; }
-
-Array new_array(std::vector<py::ssize_t> shape) { return Array(shape); }
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw msf::InputError(what);
-}
 
 msf::TensorMap to_tensor_map(const py::dict& tensors) {
     msf::TensorMap map;
@@ -55,174 +45,11 @@ Array refine(const msf::Model& model, const Array& keyframes, int threads) {
     return out;
 }
 
-// Transposed copy of an (N, K) nn.Linear weight, the layout kernels::linear_forward reads.
-std::vector<float> transposed(const Array& w) {
-    require(w.ndim() == 2, "weight must be 2-D");
-    const auto N = w.shape(0), K = w.shape(1);
-    std::vector<float> t(static_cast<size_t>(N * K));
-    for (py::ssize_t n = 0; n < N; ++n)
-        for (py::ssize_t k = 0; k < K; ++k) t[static_cast<size_t>(k * N + n)] = w.data()[n * K + k];
-    return t;
-}
-
-struct SynthArgs {
-    std::vector<float> dense_t;
-    Array dense_b, se1, se2, value_w, value_b;
-    msf::kernels::SynthAttentionWeights w{};
-};
-
-// The tensors of one SynthAttention, by its state-dict names under `prefix`.
-void synth_args(SynthArgs& a, const py::dict& p, const std::string& prefix, int N, int D) {
-    Array dense = py::cast<Array>(p[py::str(prefix + "dense.weight")]);
-    a.dense_b = py::cast<Array>(p[py::str(prefix + "dense.bias")]);
-    a.se1 = py::cast<Array>(p[py::str(prefix + "se.fc.0.weight")]);
-    a.se2 = py::cast<Array>(p[py::str(prefix + "se.fc.2.weight")]);
-    require(dense.ndim() == 2 && dense.shape(1) == D && a.se1.ndim() == 2 && a.se1.shape(1) == N &&
-                a.se2.ndim() == 2 && a.se2.shape(0) == N && a.se2.shape(1) == a.se1.shape(0),
-            "synth_attention: tensor shapes disagree with the input");
-    const int d = static_cast<int>(dense.shape(0));
-    require(a.dense_b.size() == d && d <= N, "synth_attention: dense.bias must have d <= N entries");
-    a.dense_t = transposed(dense);
-    a.w = {N, D, d, static_cast<int>(a.se1.shape(0)), a.dense_t.data(), a.dense_b.data(), a.se1.data(), a.se2.data(),
-           nullptr, nullptr};
-    if (d < N) {
-        a.value_w = py::cast<Array>(p[py::str(prefix + "value_reduce.weight")]);
-        a.value_b = py::cast<Array>(p[py::str(prefix + "value_reduce.bias")]);
-        require(a.value_w.ndim() == 2 && a.value_w.shape(0) == d && a.value_w.shape(1) == N && a.value_b.size() == d,
-                "synth_attention: value_reduce must be (d, N) and (d,)");
-        a.w.value_w = a.value_w.data();
-        a.w.value_b = a.value_b.data();
-    }
-}
-
-void bind_kernels(py::module_& k) {
-    k.def("linear", [](const Array& x, const Array& w, std::optional<Array> b) {
-        require(x.ndim() == 2 && w.ndim() == 2 && x.shape(1) == w.shape(1) && (!b || b->size() == w.shape(0)),
-                "linear: x (M, K), weight (N, K), bias (N)");
-        Array out = new_array({x.shape(0), w.shape(0)});
-        const std::vector<float> wt = transposed(w);
-        msf::kernels::linear_forward(out.mutable_data(), x.data(), wt.data(), b ? b->data() : nullptr,
-                                     static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)), static_cast<int>(w.shape(0)));
-        return out;
-    }, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none());
-    k.def("linear_naive", [](const Array& x, const Array& w, std::optional<Array> b) {
-        require(x.ndim() == 2 && w.ndim() == 2 && x.shape(1) == w.shape(1) && (!b || b->size() == w.shape(0)),
-                "linear: x (M, K), weight (N, K), bias (N)");
-        Array out = new_array({x.shape(0), w.shape(0)});
-        msf::kernels::linear_forward_naive(out.mutable_data(), x.data(), w.data(), b ? b->data() : nullptr,
-                                           static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)), static_cast<int>(w.shape(0)));
-        return out;
-    }, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none());
-    k.def("gemm", [](const Array& a, const Array& b, std::optional<Array> col_bias, std::optional<Array> row_bias,
-                     const std::string& isa) {
-        require(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0) &&
-                    (!col_bias || col_bias->size() == b.shape(1)) && (!row_bias || row_bias->size() == a.shape(0)),
-                "gemm: a (M, K), b (K, N), col_bias (N), row_bias (M)");
-        Array out = new_array({a.shape(0), b.shape(1)});
-        const bool ok = msf::kernels::gemm_forward_isa(
-            isa, out.mutable_data(), a.data(), b.data(), col_bias ? col_bias->data() : nullptr,
-            row_bias ? row_bias->data() : nullptr, static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)),
-            static_cast<int>(b.shape(1)));
-        require(ok, "gemm: version '" + isa + "' is not available on this CPU");
-        return out;
-    }, py::arg("a"), py::arg("b"), py::arg("col_bias") = py::none(), py::arg("row_bias") = py::none(),
-       py::arg("isa") = "portable");
-    k.def("isa", [] { return std::string(msf::kernels::gemm_isa()); },
-          "The instruction set the kernels run on this CPU (MSF_ISA may name a lesser one).");
-    k.def("isas", [] {
-        py::list out;
-        for (const msf::isa::Entry& e : msf::isa::table()) out.append(py::make_tuple(e.name, e.available));
-        return out;
-    }, "Every instruction set msf has kernels for, best first, as (name, available on this CPU and build).");
-    k.def("gelu", [](const Array& x) {
-        Array out = new_array({x.shape(), x.shape() + x.ndim()});
-        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
-        msf::kernels::gelu_forward(out.mutable_data(), static_cast<size_t>(x.size()));
-        return out;
-    });
-    k.def("gelu_naive", [](const Array& x) {
-        Array out = new_array({x.shape(), x.shape() + x.ndim()});
-        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
-        msf::kernels::gelu_forward_naive(out.mutable_data(), static_cast<size_t>(x.size()));
-        return out;
-    });
-    k.def("softmax", [](const Array& x) {
-        require(x.ndim() == 2 && x.shape(1) > 0, "softmax: x (rows, cols) with cols >= 1");
-        Array out = new_array({x.shape(0), x.shape(1)});
-        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
-        msf::kernels::softmax_forward(out.mutable_data(), static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)));
-        return out;
-    });
-    k.def("layer_norm", [](const Array& x, const Array& w, const Array& b) {
-        require(x.ndim() == 2 && w.size() == x.shape(1) && b.size() == x.shape(1), "layer_norm: x (rows, C), weight (C), bias (C)");
-        Array out = new_array({x.shape(0), x.shape(1)});
-        msf::kernels::layer_norm_forward(out.mutable_data(), x.data(), w.data(), b.data(),
-                                         static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)));
-        return out;
-    });
-    k.def("se_layer", [](const Array& e, const Array& w1, const Array& w2) {
-        require(e.ndim() == 2 && w1.ndim() == 2 && w2.ndim() == 2 && w1.shape(1) == e.shape(0) &&
-                    w2.shape(0) == e.shape(0) && w2.shape(1) == w1.shape(0),
-                "se_layer: e (N, d), w1 (H, N), w2 (N, H)");
-        const int N = static_cast<int>(e.shape(0)), d = static_cast<int>(e.shape(1)), H = static_cast<int>(w1.shape(0));
-        Array out = new_array({N, d});
-        std::copy(e.data(), e.data() + e.size(), out.mutable_data());
-        std::vector<float> scratch(static_cast<size_t>(N + H));
-        msf::kernels::se_layer_forward(out.mutable_data(), w1.data(), w2.data(), N, d, H, scratch.data());
-        return out;
-    });
-    k.def("synth_attention", [](const Array& s, const py::dict& p) {
-        require(s.ndim() == 2, "synth_attention: s (N, D)");
-        SynthArgs a;
-        synth_args(a, p, "", static_cast<int>(s.shape(0)), static_cast<int>(s.shape(1)));
-        Array out = new_array({s.shape(0), s.shape(1)});
-        std::vector<float> scratch(msf::kernels::synth_attention_scratch(a.w));
-        msf::kernels::synth_attention_forward(out.mutable_data(), s.data(), a.w, scratch.data());
-        return out;
-    }, "s (N, D), p: the module's tensors by state-dict name (dense.weight, ...) -> (N, D)");
-    k.def("mix_synth_attention", [](const Array& z, const py::dict& p) {
-        require(z.ndim() == 2, "mix_synth_attention: z (T, C)");
-        const int T = static_cast<int>(z.shape(0)), C = static_cast<int>(z.shape(1));
-        SynthArgs token, channel;
-        synth_args(token, p, "synth_token.", T, C);
-        synth_args(channel, p, "synth_channel.", C, T);
-        Array fc1 = py::cast<Array>(p["reweight.fc1.weight"]), fc1_b = py::cast<Array>(p["reweight.fc1.bias"]);
-        Array fc2 = py::cast<Array>(p["reweight.fc2.weight"]), fc2_b = py::cast<Array>(p["reweight.fc2.bias"]);
-        Array proj = py::cast<Array>(p["proj.weight"]), proj_b = py::cast<Array>(p["proj.bias"]);
-        require(fc1.ndim() == 2 && fc1.shape(1) == T && fc1_b.size() == fc1.shape(0) && fc2.ndim() == 2 &&
-                    fc2.shape(0) == 2 * T && fc2.shape(1) == fc1.shape(0) && fc2_b.size() == 2 * T &&
-                    proj.ndim() == 2 && proj.shape(0) == C && proj.shape(1) == C && proj_b.size() == C,
-                "mix_synth_attention: reweight/proj shapes disagree with z (T, C)");
-        const std::vector<float> fc1_t = transposed(fc1), fc2_t = transposed(fc2), proj_t = transposed(proj);
-        msf::kernels::MixSynthAttentionWeights w{T, C, static_cast<int>(fc1.shape(0)), token.w, channel.w,
-                                                 fc1_t.data(), fc1_b.data(), fc2_t.data(), fc2_b.data(),
-                                                 proj_t.data(), proj_b.data()};
-        Array out = new_array({T, C});
-        std::vector<float> scratch(msf::kernels::mix_synth_attention_scratch(w));
-        msf::kernels::mix_synth_attention_forward(out.mutable_data(), z.data(), w, scratch.data());
-        return out;
-    }, "z (T, C), p: synth_att's tensors by state-dict name (synth_token.dense.weight, ...) -> (T, C)");
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "msf C++ core: kernels and the MixSynthFormer forward in float32";
-    // The rule of src/msf/errors.py: msf::WeightsError -> msf.WeightsError, msf::InputError and
-    // msf::NumericError -> msf.InputError, std::bad_alloc -> MemoryError (pybind11's own translation).
-    py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const msf::WeightsError& e) {
-            PyErr_SetString(py::module_::import("msf.errors").attr("WeightsError").ptr(), e.what());
-        } catch (const msf::InputError& e) {
-            PyErr_SetString(py::module_::import("msf.errors").attr("InputError").ptr(), e.what());
-        } catch (const msf::NumericError& e) {  // in Python an InputError: the keyframes do not suit the model
-            PyErr_SetString(py::module_::import("msf.errors").attr("InputError").ptr(), e.what());
-        } catch (const msf::Error& e) {
-            PyErr_SetString(py::module_::import("msf.errors").attr("Error").ptr(), e.what());
-        }
-    });
+    m.doc() = "msf C++ core: the MixSynthFormer forward in float32";
+    translate_msf_errors();
 
     py::class_<msf::Model>(m, "Model")
         .def(py::init([](const py::dict& tensors) { return msf::Model(to_tensor_map(tensors)); }),
@@ -237,26 +64,12 @@ PYBIND11_MODULE(_core, m) {
         .def("refine", &refine, py::arg("keyframes"), py::arg("threads") = 1,
              "keyframes (B, Q+1, P) float32 -> (B, T, P) float32; GIL released; threads <= 0: all cores");
 
-    m.def("parse_safetensors", [](const py::bytes& data) {
-        const std::string_view view(data);
-        msf::StFile file = msf::parse_safetensors(reinterpret_cast<const uint8_t*>(view.data()), view.size());
-        py::dict tensors;
-        for (auto& kv : file.tensors) {
-            std::vector<py::ssize_t> shape(kv.second.shape.begin(), kv.second.shape.end());
-            Array a = new_array(shape);
-            std::copy(kv.second.data.begin(), kv.second.data.end(), a.mutable_data());
-            tensors[py::str(kv.first)] = a;
-        }
-        return py::make_tuple(tensors, file.metadata);
-    }, "The C++ safetensors reader, exposed for tests: bytes -> (tensors, metadata)");
-
-    // The reader's limits, which msf.weights must share (tests/test_weights.py compares them).
-    m.attr("MAX_HEADER_BYTES") = msf::kMaxHeaderBytes;
-    m.attr("MAX_JSON_DEPTH") = msf::kMaxJsonDepth;
-    m.attr("MAX_INTEGER_DIGITS") = msf::kMaxIntegerDigits;
-    m.attr("MAX_SHAPE_DIMS") = msf::kMaxShapeDims;
-    m.attr("MAX_SHAPE_ELEMENTS") = msf::kMaxShapeElements;
-
-    py::module_ k = m.def_submodule("kernels", "Single operators, for tests against msf.reference");
-    bind_kernels(k);
+    // What the forward runs on, for users choosing MSF_ISA and for benchmark reports (README, speed.py).
+    m.def("isa", [] { return std::string(msf::kernels::gemm_isa()); },
+          "The instruction set the kernels run on this CPU (MSF_ISA may name a lesser one).");
+    m.def("isas", [] {
+        py::list out;
+        for (const msf::isa::Entry& e : msf::isa::table()) out.append(py::make_tuple(e.name, e.available));
+        return out;
+    }, "Every instruction set msf has kernels for, best first, as (name, available on this CPU and build).");
 }

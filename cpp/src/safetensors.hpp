@@ -6,13 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "json.hpp"  // the metadata JSON readers model.cpp uses
+
 namespace msf {
 
-// Limits on untrusted files. msf.weights (the Python reader) uses the same numbers; the binding exposes
-// them (msf._core.MAX_HEADER_BYTES, ...) and tests/test_weights.py checks that they agree.
+// Limits on untrusted files. msf.weights (the Python reader) uses the same numbers; the test-only binding
+// exposes them (msf._kernels.MAX_HEADER_BYTES, ...) and tests/test_weights.py checks that they agree.
 constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;  // header length field, in bytes
-constexpr int kMaxJsonDepth = 64;         // nested arrays and objects in the header and the metadata JSON
-constexpr size_t kMaxIntegerDigits = 4300;  // digits of an integer literal (Python's int-from-string limit)
+// kMaxJsonDepth and kMaxIntegerDigits, the limits on its JSON, are in json.hpp.
 constexpr size_t kMaxShapeDims = 64;      // entries of a shape (NumPy's limit)
 // The product of a shape's nonzero dimensions: at most this many elements, so that the tensor as float32
 // spans at most INT64_MAX bytes (NumPy's limit: an empty tensor of shape [0, 2**61] cannot exist there).
@@ -32,14 +33,6 @@ struct StFile {
 // Parses a whole file held in memory. Throws msf::WeightsError with a message that names the problem
 // (and the tensor, where there is one) on any malformed input.
 StFile parse_safetensors(const uint8_t* bytes, size_t size);
-
-// The members of a JSON object held in a metadata string, each as its raw JSON text. Throws WeightsError
-// when the text is not a JSON object.
-std::map<std::string, std::string> json_object_members(const std::string& text);
-// value = the integer a raw JSON text spells; false when it is not an integer literal.
-bool json_integer(const std::string& text, long long& value);
-// Elements of a raw JSON array text, or -1 when it is not an array.
-long long json_array_length(const std::string& text);
 
 // Reads a file then parses it. Throws msf::WeightsError (including "cannot open <path>").
 StFile read_safetensors_file(const std::string& path);

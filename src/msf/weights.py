@@ -5,7 +5,7 @@ tensors must tile the data section exactly (no shared bytes, no stray ones), and
 executed. Any malformed input raises WeightsError.
 
 This reader and the C++ one (cpp/src/safetensors.cpp) give the same verdict on every file, with the same
-limits (the C++ ones are exposed as msf._core.MAX_*; tests/test_weights.py checks they are equal):
+limits (the C++ ones are exposed as msf._kernels.MAX_*; tests/test_weights.py checks they are equal):
 the header is at most MAX_HEADER_BYTES; JSON (the header, and the `config` and `pose` metadata read by
 msf.model through `loads`) is strict RFC 8259 without NaN/Infinity, lone surrogate escapes or repeated
 keys, nests at most MAX_JSON_DEPTH arrays and objects, and has integers of at most MAX_INTEGER_DIGITS

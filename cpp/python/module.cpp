@@ -6,6 +6,7 @@
 
 #include "../src/isa.hpp"
 #include "../src/kernels.hpp"
+#include "../src/schema.inc"
 #include "binding.hpp"
 #include "msf/msf.hpp"
 
@@ -23,10 +24,10 @@ msf::TensorMap to_tensor_map(const py::dict& tensors) {
 }
 
 py::dict config_dict(const msf::Config& c) {
-    py::dict d;
-    d["K"] = c.K; d["Q"] = c.Q; d["P"] = c.P; d["C"] = c.C; d["L"] = c.L; d["ffn_hidden"] = c.ffn_hidden;
-    d["d_t"] = c.d_t; d["d_c"] = c.d_c; d["se_t"] = c.se_t; d["se_c"] = c.se_c;
-    d["reweight_hidden"] = c.reweight_hidden;
+    py::dict d;  // the fields of msf.config.Config, by name (the list schema.inc carries)
+#define MSF_FIELD(field) d[#field] = c.field;
+    MSF_SCHEMA_CONFIG_FIELDS(MSF_FIELD)
+#undef MSF_FIELD
     return d;
 }
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict
+from conftest import random_state_dict
+from helpers import HAS_CPP, OFFICIAL, official_config
 from msf import weights
 
 if HAS_CPP:

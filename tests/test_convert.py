@@ -7,34 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, TOOLS, official_config, random_state_dict
+from conftest import random_state_dict
+from helpers import CONVERT_WEIGHTS, OFFICIAL, TOOLS, official_config, op_int, torchless_checkpoint
 from msf import pose, weights
 from msf.checkpoint import CheckpointError
 from msf.config import Config
 from msf.convert import convert, describe, flops_per_window
 from msf.errors import InputError, WeightsError
-from test_checkpoint import archive, op_dict, op_int, op_tensor
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 NO_TORCH = "import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
-
-
-def torchless_checkpoint(state: dict, **extra) -> bytes:
-    """A torch.save-format trainer checkpoint of NumPy float32/float64 arrays, written without torch."""
-    storages, entries = {}, {}
-    for i, (name, array) in enumerate(state.items()):
-        array = np.ascontiguousarray(array)
-        kind = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage"}[array.dtype]
-        storages[str(i)] = array.astype(array.dtype.newbyteorder("<")).tobytes()
-        strides = tuple(s // array.itemsize for s in array.strides)
-        entries[name] = op_tensor(str(i), array.size, 0, array.shape, strides, kind)
-    return archive(b"\x80\x02" + op_dict({**extra, "state_dict": op_dict(entries)}) + b".", storages)
 
 
 def save_trainer_checkpoint(torch, model, path, *, parallel=False):
@@ -114,7 +101,7 @@ def test_conversion_without_torch_is_bit_identical(official_checkpoint, torch, t
                                str(path), str(there))
     assert result.returncode == 0, result.stderr
     assert there.read_bytes() == here.read_bytes()
-    result = run_without_torch(f"import runpy; sys.argv = [{str(TOOLS / 'convert_weights.py')!r}] + sys.argv[1:]\n"
+    result = run_without_torch(f"import runpy; sys.argv = [{str(CONVERT_WEIGHTS)!r}] + sys.argv[1:]\n"
                                f"try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
                                f"except SystemExit as e:\n    assert not e.code, e.code",
                                str(path), "-o", str(tool))
@@ -138,8 +125,8 @@ def test_legacy_checkpoint_needs_torch(torch, tmp_path):
     assert "legacy (pre-1.6) torch.save format: re-save it with torch>=1.6" in result.stderr
     with pytest.raises(msf.checkpoint.LegacyFormatError):  # the package never imports torch, even when present
         convert(legacy, out)
-    tool = Path(__file__).resolve().parents[1] / "tools" / "convert_weights.py"
-    result = subprocess.run([sys.executable, str(tool), str(legacy), "-o", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(CONVERT_WEIGHTS), str(legacy), "-o", str(out)], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr  # torch installed: the tool re-saves it first
     for k, v in weights.read(out).tensors.items():
         assert v.tobytes() == model.state_dict()[k].float().numpy().tobytes()
@@ -157,8 +144,7 @@ def test_truncated_legacy_checkpoint_is_a_checkpoint_error_naming_the_file(torch
     truncated = tmp_path / "truncated.pth.tar"
     truncated.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
     out = tmp_path / "out.safetensors"
-    tool = TOOLS / "convert_weights.py"
-    result = subprocess.run([sys.executable, str(tool), str(truncated), "-o", str(out)], capture_output=True,
+    result = subprocess.run([sys.executable, str(CONVERT_WEIGHTS), str(truncated), "-o", str(out)], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1 and not out.exists(), result
     assert "Traceback" not in result.stderr, result.stderr

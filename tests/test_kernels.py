@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP
+from helpers import HAS_CPP
 from msf import reference as ref
 from tolerances import (
     KERNEL_ATOL,

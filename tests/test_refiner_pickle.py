@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from conftest import random_state_dict
+from helpers import OFFICIAL, official_config
 from msf import refiner as refiner_module
 
 CONFIG = official_config(*OFFICIAL["pw3d"])

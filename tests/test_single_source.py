@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL
+from helpers import OFFICIAL, ROOT
 from msf import baselines, config as config_, convert, plot, pose
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def pyproject_version() -> str:

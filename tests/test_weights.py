@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
+from conftest import random_state_dict
+from helpers import HAS_CPP, OFFICIAL, official_config, requires_cpp
 from msf import weights
 from msf.config import Config
 

@@ -58,6 +58,12 @@ def torch():
     return torch
 
 
+@pytest.fixture
+def h36m_state():
+    """Random tensors of the official Human3.6M model (P = 51): for the conversion and `msf info` tests."""
+    return random_state_dict(official_config(*OFFICIAL["h36m"]), seed=4)
+
+
 @pytest.fixture(scope="module")
 def lsp14_model_path(tmp_path_factory):
     """A random pw3d-architecture model with helpers.LSP14_POSE, as a file: for the many-file and Ray tests."""

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 import msf  # noqa: E402
 from msf.config import OFFICIAL_CONFIGS, OFFICIAL_REDUCE, official_config  # noqa: E402
-from msf.convert import FLOPS_FORMULA, flops_per_window  # noqa: E402
+from msf.flops import FLOPS_FORMULA, flops_per_window  # noqa: E402
 from msf.reference import model_forward  # noqa: E402
 
 try:
@@ -61,8 +61,8 @@ BASELINES = ("torch jit", "onnxruntime")
 THREADS = (1, 2)
 BATCH = 64
 HAS_THREADS = "threads" in inspect.signature(msf.Refiner.load).parameters
-# FLOPs per window: msf.convert.flops_per_window, the one source of the count and of its formula
-FLOP_FORMULA = ("FLOPs per window (msf.convert.flops_per_window) = 2 x the multiply-adds of the matrix products:\n"
+# FLOPs per window: msf.flops.flops_per_window, the one source of the count and of its formula
+FLOP_FORMULA = ("FLOPs per window (msf.flops.flops_per_window) = 2 x the multiply-adds of the matrix products:\n"
                 + "\n".join("  " + line for line in FLOPS_FORMULA.splitlines()))
 
 

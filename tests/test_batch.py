@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import lsp14_keyframes as keyframes
+from helpers import lsp14_keyframes as keyframes
 from msf import batch, cli, detectors
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import OFFICIAL
+from helpers import OFFICIAL, archive, member, op_dict, op_global, op_int, op_str, op_tensor, op_tuple
 from msf import checkpoint
 from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint, read_checkpoint
 from msf.errors import WeightsError
@@ -118,12 +118,6 @@ def test_strided_shared_and_empty_tensors(torch):
     assert_bit_identical(ours, torch.load(io.BytesIO(data), weights_only=True), torch)
 
 
-def member(name: str) -> zipfile.ZipInfo:
-    """A zip member with a fixed timestamp, so that the same members give the same bytes (writestr(name)
-    stamps the current time, and a test comparing two archives built a second apart would flake)."""
-    return zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-
-
 def rewrite(data: bytes, change=lambda rel, payload: payload, compression=zipfile.ZIP_STORED,
             extra: dict | None = None) -> bytes:
     """A copy of a zip archive with each member's payload passed through change(relative name, payload)."""
@@ -206,53 +200,6 @@ def test_deflated_torch_archive_refused(torch):
 
 
 # --- hand-written archives: no torch needed -------------------------------------------------------------
-
-def op_str(s: str) -> bytes:
-    b = s.encode()
-    return b"X" + struct.pack("<I", len(b)) + b
-
-
-def op_int(i: int) -> bytes:
-    if -2**31 <= i < 2**31:
-        return b"J" + struct.pack("<i", i)
-    b = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True)
-    return (b"\x8a" + bytes([len(b)]) if len(b) < 256 else b"\x8b" + struct.pack("<i", len(b))) + b  # LONG1/4
-
-
-def op_tuple(*items: bytes) -> bytes:
-    return b"(" + b"".join(items) + b"t"
-
-
-def op_global(module: str, name: str) -> bytes:
-    return b"c" + f"{module}\n{name}\n".encode()
-
-
-def op_tensor(key="0", numel=6, offset=0, size=(2, 3), stride=(3, 1), storage="FloatStorage", pid=None,
-              location="cpu", metadata=b"") -> bytes:
-    """torch._utils._rebuild_tensor_v2(('storage', torch.<storage>, key, location, numel), offset, size, stride,
-    False, OrderedDict()[, metadata]) as torch.save pickles it."""
-    pid = pid or op_tuple(op_str("storage"), op_global("torch", storage), op_str(key), op_str(location),
-                          op_int(numel))
-    offset = op_int(offset) if isinstance(offset, int) else offset  # or opcodes
-    return op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(
-        pid + b"Q", offset, op_tuple(*map(op_int, size)), op_tuple(*map(op_int, stride)), b"\x89",
-        op_global("collections", "OrderedDict") + b")R", metadata) + b"R"
-
-
-def op_dict(entries: dict) -> bytes:
-    return b"}(" + b"".join(op_str(k) + v for k, v in entries.items()) + b"u"
-
-
-def archive(pickled: bytes, storages: dict | None = None, prefix="archive", compression=zipfile.ZIP_STORED,
-            records: dict | None = None) -> bytes:
-    members = {"data.pkl": pickled, "byteorder": b"little", "version": b"3\n",
-               **{f"data/{k}": v for k, v in (storages or {}).items()}, **(records or {})}
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression) as z:
-        for rel, payload in members.items():
-            z.writestr(member(f"{prefix}/{rel}"), payload, compress_type=compression)
-    return out.getvalue()
-
 
 SIX = np.arange(6, dtype="<f4").tobytes()
 

@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from helpers import CONVERT_WEIGHTS, OFFICIAL, official_config, random_state_dict, torchless_checkpoint
 from msf.cli import main
-from test_convert import torchless_checkpoint
-
-CONVERT_WEIGHTS = Path(__file__).resolve().parents[1] / "tools" / "convert_weights.py"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from helpers import OFFICIAL, official_config, random_state_dict
 
 CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, 14 joints x 3
 POSE = {"skeleton": "lsp14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm",

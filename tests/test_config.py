@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict
+from helpers import HAS_CPP, OFFICIAL, official_config, random_state_dict
 from msf import weights
 
 if HAS_CPP:

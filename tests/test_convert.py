@@ -1,4 +1,4 @@
-"""Checkpoint conversion (msf.convert), pose conventions (msf.pose) and `msf info`'s description.
+"""Checkpoint conversion (msf.convert) and pose conventions (msf.pose).
 
 The contract: an official checkpoint converted without torch loads with Refiner.load and reproduces the
 official (torch, float64) model within MODEL_ATOL_OF_MAX x max |output|.
@@ -7,34 +7,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, TOOLS, official_config, random_state_dict
+from helpers import CONVERT_WEIGHTS, OFFICIAL, TOOLS, official_config, op_int, random_state_dict, torchless_checkpoint
 from msf import pose, weights
 from msf.checkpoint import CheckpointError
-from msf.config import Config
-from msf.convert import convert, describe, flops_per_window
+from msf.convert import convert
 from msf.errors import InputError, WeightsError
-from test_checkpoint import archive, op_dict, op_int, op_tensor
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 NO_TORCH = "import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
-
-
-def torchless_checkpoint(state: dict, **extra) -> bytes:
-    """A torch.save-format trainer checkpoint of NumPy float32/float64 arrays, written without torch."""
-    storages, entries = {}, {}
-    for i, (name, array) in enumerate(state.items()):
-        array = np.ascontiguousarray(array)
-        kind = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage"}[array.dtype]
-        storages[str(i)] = array.astype(array.dtype.newbyteorder("<")).tobytes()
-        strides = tuple(s // array.itemsize for s in array.strides)
-        entries[name] = op_tensor(str(i), array.size, 0, array.shape, strides, kind)
-    return archive(b"\x80\x02" + op_dict({**extra, "state_dict": op_dict(entries)}) + b".", storages)
 
 
 def save_trainer_checkpoint(torch, model, path, *, parallel=False):
@@ -114,7 +99,7 @@ def test_conversion_without_torch_is_bit_identical(official_checkpoint, torch, t
                                str(path), str(there))
     assert result.returncode == 0, result.stderr
     assert there.read_bytes() == here.read_bytes()
-    result = run_without_torch(f"import runpy; sys.argv = [{str(TOOLS / 'convert_weights.py')!r}] + sys.argv[1:]\n"
+    result = run_without_torch(f"import runpy; sys.argv = [{str(CONVERT_WEIGHTS)!r}] + sys.argv[1:]\n"
                                f"try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
                                f"except SystemExit as e:\n    assert not e.code, e.code",
                                str(path), "-o", str(tool))
@@ -138,8 +123,8 @@ def test_legacy_checkpoint_needs_torch(torch, tmp_path):
     assert "legacy (pre-1.6) torch.save format: re-save it with torch>=1.6" in result.stderr
     with pytest.raises(msf.checkpoint.LegacyFormatError):  # the package never imports torch, even when present
         convert(legacy, out)
-    tool = Path(__file__).resolve().parents[1] / "tools" / "convert_weights.py"
-    result = subprocess.run([sys.executable, str(tool), str(legacy), "-o", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(CONVERT_WEIGHTS), str(legacy), "-o", str(out)], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr  # torch installed: the tool re-saves it first
     for k, v in weights.read(out).tensors.items():
         assert v.tobytes() == model.state_dict()[k].float().numpy().tobytes()
@@ -157,8 +142,7 @@ def test_truncated_legacy_checkpoint_is_a_checkpoint_error_naming_the_file(torch
     truncated = tmp_path / "truncated.pth.tar"
     truncated.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
     out = tmp_path / "out.safetensors"
-    tool = TOOLS / "convert_weights.py"
-    result = subprocess.run([sys.executable, str(tool), str(truncated), "-o", str(out)], capture_output=True,
+    result = subprocess.run([sys.executable, str(CONVERT_WEIGHTS), str(truncated), "-o", str(out)], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1 and not out.exists(), result
     assert "Traceback" not in result.stderr, result.stderr
@@ -187,11 +171,6 @@ def test_bare_state_dict_with_module_prefix_without_torch(tmp_path, backend):
     np.testing.assert_array_equal(msf.Refiner.load(out, "numpy").refine(keyframes), expected)
     source = json.loads(msf.Refiner.load(out).metadata["source"])
     assert source["checkpoint"] == "<bytes>" and source["fields"] == {"epoch": 5}
-
-
-@pytest.fixture
-def h36m_state():
-    return random_state_dict(official_config(*OFFICIAL["h36m"]), seed=4)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -358,45 +337,6 @@ def test_files_safetensors_writes_load_here(h36m_state, tmp_path, dtype, backend
     assert b.pose == a.pose and b.config == a.config
     keyframes = np.random.default_rng(6).standard_normal((3, 11, 17, 3))
     np.testing.assert_array_equal(b.refine(keyframes), a.refine(keyframes))
-
-
-# --- msf info ------------------------------------------------------------------------------------------
-
-def test_describe(h36m_state, tmp_path):
-    out = tmp_path / "m.safetensors"
-    model = convert(torchless_checkpoint(h36m_state), out)
-    text = describe(out)
-    c = model.config
-    assert "K=10 Q=10 P=51 C=64 L=4" in text and "T = K*Q+1 = 101 frames" in text
-    assert "h36m17: 17 joints x 3D, mm, root-relative at pelvis" in text
-    assert f"parameters   {sum(v.size for v in model.tensors.values()):,}" in text
-    assert f"FLOPs/window {flops_per_window(c):,}" in text and "2 [T(Q+1)P + 2TPC" in text
-    assert '"sha256"' in text
-    ckpt = tmp_path / "ck.pth.tar"
-    ckpt.write_bytes(torchless_checkpoint(h36m_state))
-    assert "PyTorch checkpoint (not converted" in describe(ckpt) and "h36m17" in describe(ckpt)
-
-
-def test_flops_formula_matches_torch_flop_counter(torch):
-    from torch.utils.flop_counter import FlopCounterMode
-    from torch_model import random_model
-    for name, dims in OFFICIAL.items():
-        for reduce in [(4, 1), (1, 1), (4, 8)]:
-            model = random_model(*dims, *reduce)
-            config = official_config(*dims, *reduce)
-            with FlopCounterMode(display=False) as counter:
-                model.forward_keyframes(torch.zeros(1, config.n_keyframes, config.P, dtype=torch.float64))
-            assert counter.get_total_flops() == flops_per_window(config), (name, reduce)
-
-
-def test_flops_of_h36m_by_hand():
-    # An independent oracle on purpose: the count written out by hand here, not msf.convert's formula.
-    c = Config(K=10, Q=10, P=51, C=64, L=4, ffn_hidden=128, d_t=25, d_c=64, se_t=25, se_c=16, reweight_hidden=25)
-    T = 101
-    token = T * 64 * 25 * 3 + 2 * T * 25  # d_t = 25 < T: dense, value and A V all count
-    channel = 64 * T * 64 * 2 + 2 * 64 * 16  # d_c = C: no value projection
-    block = token + channel + 3 * T * 25 + T * 64 * 64 + 2 * T * 64 * 128
-    assert flops_per_window(c) == 2 * (T * 11 * 51 + 2 * T * 51 * 64 + 4 * block) == 28_594_738
 
 
 def test_detector_layouts_are_skeletons_without_a_tree():

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from helpers import MOTION_VAL
 from msf import InputError, detectors as det, layouts
 from msf.detectors import Detections, PersonTrack
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motion_val.npz"
 W, H, FOCAL = 1920, 1080, 1100.0
 
 
@@ -28,9 +28,9 @@ W, H, FOCAL = 1920, 1080, 1100.0
 
 @pytest.fixture(scope="module")
 def mocap():
-    if not DATA.exists():
-        pytest.skip(f"validation motion capture {DATA} is not present")
-    with np.load(DATA) as d:
+    if not MOTION_VAL.exists():
+        pytest.skip(f"validation motion capture {MOTION_VAL} is not present")
+    with np.load(MOTION_VAL) as d:
         names17 = [str(n) for n in d["joint_names"]]
         extra_names = [str(n) for n in d["extra_joint_names"]]
         seqs = [(d[f"seq_{i:04d}"].astype(np.float64), d[f"extra_{i:04d}"].astype(np.float64)) for i in range(4)]

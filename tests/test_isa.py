@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import HAS_CPP, requires_cpp
+from helpers import HAS_CPP, requires_cpp
 from msf import reference as ref
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 

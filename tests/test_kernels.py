@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import HAS_KERNELS, requires_kernels
+from helpers import HAS_KERNELS, requires_kernels
 from msf import reference as ref
 from tolerances import (
     KERNEL_ATOL,

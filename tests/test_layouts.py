@@ -1,14 +1,12 @@
 """Keypoint layouts (msf.layouts): joint sets, left/right pairs, skeletons and conversions."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
+from helpers import MOTION_VAL
 from msf import layouts
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "motion_val.npz"
 
 
 @pytest.mark.parametrize("name", layouts.names())
@@ -115,10 +113,10 @@ def test_impossible_conversion_names_the_joint():
         layouts.convert(np.zeros((1, 18, 2)), "coco17", "h36m17")
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not MOTION_VAL.exists(), reason="../shared/data is not beside the checkout")
 def test_coco_to_h36m_on_motion_capture():
     """COCO-17 built from the mocap points, converted to H36M-17: limbs exact, derived joints close."""
-    data = np.load(DATA)
+    data = np.load(MOTION_VAL)
     h36m, extra = data["seq_0000"].astype(np.float64), data["extra_0000"].astype(np.float64)
     names = [str(n) for n in data["extra_joint_names"]]
     points = {n: h36m[:, i] for i, n in enumerate(layouts.get("h36m17").joints)}

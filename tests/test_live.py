@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from helpers import OFFICIAL, official_config, random_state_dict
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, Q=5, T=51, P=42 = 14 x 3

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict, requires_cpp
+from helpers import OFFICIAL, official_config, random_state_dict, requires_cpp
 from msf.reference import model_forward
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 

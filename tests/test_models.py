@@ -1,15 +1,14 @@
 """The shipped default models: loadable by name, documented provenance, better than interpolation."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
 import msf.layouts
+from helpers import MOTION_VAL, ROOT
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "motion_val.npz"
 EXPECTED = {"h36m17-3d": ("h36m17", 3, True), "h36m17-2d": ("h36m17", 2, False), "coco17-2d": ("coco17", 2, False)}
 
 
@@ -32,7 +31,7 @@ def test_shipped_model_metadata(name, backend):
     assert len(description["training"]["seeds"]) == len(description["training"]["commands"])
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not MOTION_VAL.exists(), reason="../shared/data is not beside the checkout")
 def test_3d_model_beats_linear_interpolation_on_held_out_motion(backend):
     _tools()
     import accuracy
@@ -44,10 +43,10 @@ def test_3d_model_beats_linear_interpolation_on_held_out_motion(backend):
 
 def _tools():
     for sub in ("tools", "benchmarks"):
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / sub))
+        sys.path.insert(0, str(ROOT / sub))
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not MOTION_VAL.exists(), reason="../shared/data is not beside the checkout")
 def test_3d_model_never_worse_than_linear_on_clean_keyframes(backend):
     """Exact keyframes (a good detector, or motion capture): on the whole validation split the refiner must
     not make them worse (the README's claim; on the slowest clips alone it is slightly worse, as it says)."""
@@ -60,7 +59,7 @@ def test_3d_model_never_worse_than_linear_on_clean_keyframes(backend):
     assert res["msf"][0] <= res["linear"][0], res
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not MOTION_VAL.exists(), reason="../shared/data is not beside the checkout")
 @pytest.mark.parametrize("name, image_size", [("h36m17-2d", (1920.0, 1080.0)), ("coco17-2d", (1080.0, 1920.0))])
 def test_2d_models_beat_linear_at_detector_like_noise(backend, name, image_size):
     _tools()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import msf
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_LIBRARIES = ("libc.so.", "libm.so.", "libpthread.so.", "libdl.so.", "librt.so.", "libgcc_s.so.", "ld-linux")
 
 pytestmark = pytest.mark.skipif(os.environ.get("MSF_PACKAGING_CHECK") != "1",

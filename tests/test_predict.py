@@ -1,19 +1,16 @@
 """Motion prediction (msf.predict, Refiner.predict): the shipped model, its contract and its errors."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from helpers import MOTION_VAL, OFFICIAL, ROOT, official_config, random_state_dict
 from msf import reference
 from msf.predict import read_prediction
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "motion_val.npz"
 NAME = "h36m17-3d-predict"
 
 
@@ -95,7 +92,7 @@ def test_malformed_setting_is_refused(tmp_path):
     assert json.loads(msf.Refiner.load(NAME).metadata["prediction"])["future_frames"] == 10
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not MOTION_VAL.exists(), reason="../shared/data is not beside the checkout")
 def test_beats_constant_velocity_on_validation(refiner):
     """The issue's contract on held-out motion (benchmarks/predict.py, a coarser window grid)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))

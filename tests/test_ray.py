@@ -10,7 +10,7 @@ pytest.importorskip("ray.data")
 
 import msf  # noqa: E402
 import msf.ray  # noqa: E402
-from conftest import lsp14_keyframes as keyframes  # noqa: E402
+from helpers import lsp14_keyframes as keyframes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

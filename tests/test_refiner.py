@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
+from helpers import HAS_CPP, OFFICIAL, official_config, random_state_dict, requires_cpp
 
 CONFIG = official_config(*OFFICIAL["pw3d"])  # K=10, Q=5, P=42: T=51, 6 keyframes
 POSE = {"skeleton": "test14", "joints": [f"j{i}" for i in range(14)], "dims": 3, "units": "mm"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL, official_config, random_state_dict
+from helpers import OFFICIAL, official_config, random_state_dict
 from msf import refiner as refiner_module
 
 CONFIG = official_config(*OFFICIAL["pw3d"])

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, TOOLS
+from helpers import HAS_CPP, TOOLS
 from msf import schema, weights
 from msf.config import Config
 from msf.reference import model_forward

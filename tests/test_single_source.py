@@ -1,5 +1,5 @@
 """One source for each shared fact: the version (pyproject.toml), the official configurations
-(msf.config.OFFICIAL_CONFIGS), the FLOP formula (msf.convert) and the linear baseline (msf.baselines)."""
+(msf.config.OFFICIAL_CONFIGS), the FLOP formula (msf.flops) and the linear baseline (msf.baselines)."""
 import importlib.metadata
 import re
 from pathlib import Path
@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL
-from msf import baselines, config as config_, convert, plot, pose
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import OFFICIAL, ROOT
+from msf import baselines, config as config_, flops, plot, pose
 
 
 def pyproject_version() -> str:
@@ -56,14 +54,14 @@ def test_official_configs_have_one_table():
 
 def test_flops_formula_is_the_count():
     """FLOPS_FORMULA (printed by `msf info` and benchmarks/speed.py) against flops_per_window, term by term."""
-    assert convert.FLOPS_FORMULA.startswith("2 [T(Q+1)P + 2TPC + L (")
+    assert flops.FLOPS_FORMULA.startswith("2 [T(Q+1)P + 2TPC + L (")
     for name, spec in config_.OFFICIAL_CONFIGS.items():
         for reduce in ((4, 1), (1, 8)):
             c = config_.official_config(*spec, *reduce)
             T, C, h, F = c.T, c.C, c.reweight_hidden, c.ffn_hidden
             block = (T * C * c.d_t * (2 + (c.d_t < T)) + 2 * T * c.se_t + T * C * c.d_c * (2 + (c.d_c < C))
                      + 2 * C * c.se_c + 3 * T * h + T * C * C + 2 * T * C * F)
-            assert convert.flops_per_window(c) == 2 * (T * c.n_keyframes * c.P + 2 * T * c.P * C + c.L * block), name
+            assert flops.flops_per_window(c) == 2 * (T * c.n_keyframes * c.P + 2 * T * c.P * C + c.L * block), name
 
 
 def test_linear_baseline_is_one_function():

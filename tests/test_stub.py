@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import msf
-from conftest import requires_kernels
+from helpers import requires_kernels
 
 STUBS = Path(msf.__file__).resolve().parent
 

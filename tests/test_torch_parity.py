@@ -4,17 +4,16 @@ A file written from the torch model's state dict is loaded with Refiner.load; it
 torch model's within the engine tolerance. Skipped when torch is not installed.
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
-from conftest import OFFICIAL
+from helpers import OFFICIAL, TOOLS
 from tolerances import MODEL_ATOL_OF_MAX, assert_close
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(TOOLS))
 from torch_model import random_model  # noqa: E402
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 GENERATOR = ROOT / "cpp" / "tests" / "make_vectors.py"
 DATA = ROOT / "cpp" / "tests" / "data"
 FILES = ("vectors.txt", "model.safetensors")

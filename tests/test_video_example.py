@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "video.py"
+from helpers import ROOT
+
+EXAMPLE = ROOT / "examples" / "video.py"
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
@@ -34,7 +35,7 @@ def run(tmp_path_factory):
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("video")
     done = subprocess.run([sys.executable, str(EXAMPLE), "--frames", "21", "--out-dir", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, done.stdout
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import msf
-from conftest import HAS_CPP, HAS_KERNELS, OFFICIAL, official_config, random_state_dict, requires_kernels
+from helpers import HAS_CPP, HAS_KERNELS, OFFICIAL, official_config, random_state_dict, requires_kernels
 from msf import weights
 from msf.config import Config
 

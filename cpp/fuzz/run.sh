@@ -4,7 +4,7 @@
 # number of executions. Exits non-zero on any crash, sanitizer report, timeout, out-of-memory or failed
 # replay; crashing inputs are saved under the build directory's artifacts/. See docs/robustness-fuzz.md.
 #
-#   cpp/fuzz/run.sh [SECONDS]      # CI: cpp/fuzz/run.sh 60; long run: cpp/fuzz/run.sh 3600
+#   cpp/fuzz/run.sh [SECONDS]      # CI (.ci/run): cpp/fuzz/run.sh 45; long run: cpp/fuzz/run.sh 3600
 #
 # Environment: MSF_FUZZ_BUILD (build directory, default build/fuzz), PYTHON (with NumPy; default python3),
 # CXX_FUZZ (default clang++), MSF_FUZZ_JOBS (build parallelism, default 2).

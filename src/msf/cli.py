@@ -26,9 +26,10 @@ import numpy as np
 
 from . import __version__, batch, detectors, people
 from .checkpoint import MAX_TOTAL_BYTES
-from .convert import convert, describe
+from .convert import convert
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
+from .info import describe
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 from .refiner import MODELS_DIR, Refiner, models
 from .sequence import FLOAT32_MAX, MIN_SCORE, keyframe_count, keyframe_indices

@@ -77,22 +77,21 @@ def child_recover(args) -> dict:
 
 def window_batches(refiner, kf: np.ndarray, n: int, stride: int, batch: int):
     """The windows recover runs for one track (no missing joints), in batches of `batch`, as float32."""
-    from msf import sequence
+    from msf import recover
+    from msf.keyframes import extrapolate_to_grid, last_off_grid
     c = refiner.config
-    pose = refiner.pose
-    roots = pose.get("root_joints", [0]) if pose.get("root_relative") else None
+    roots = refiner.convention.root_indices(kf.shape[1])
     grid = kf - kf[:, roots].mean(axis=1, keepdims=True) if roots else kf.copy()
     grid = grid.reshape(len(grid), -1)
-    if (n - 1) % c.K:  # off-grid last detection: the grid point after it, extrapolated
-        t0, t1 = (len(grid) - 2) * c.K, n - 1
-        grid[-1] = grid[-1] + (grid[-1] - grid[-2]) * ((-(-t1 // c.K) * c.K - t1) / (t1 - t0))
+    if last_off_grid(n, c.K):  # off-grid last detection: the grid point after it, extrapolated
+        grid[-1] = extrapolate_to_grid(grid[-1], grid[-2], (len(grid) - 2) * c.K, n - 1, c.K)
     if len(grid) < c.Q + 1:
         grid = np.concatenate([grid, np.repeat(grid[-1:], c.Q + 1 - len(grid), axis=0)])
     starts = list(range(0, len(grid) - c.Q, stride))
     if starts[-1] + c.Q < len(grid) - 1:
         starts.append(len(grid) - 1 - c.Q)
     view = np.lib.stride_tricks.sliding_window_view(grid, (c.Q + 1, grid.shape[1]))[:, 0]
-    step = getattr(sequence, "WINDOWS_PER_CALL", batch)
+    step = getattr(recover, "WINDOWS_PER_CALL", batch)
     for i in range(0, len(starts), step):
         yield np.ascontiguousarray(view[starts[i:i + step]], dtype=np.float32)
 

@@ -391,7 +391,7 @@ def test_chunked_recover_equals_one_call(refiner, monkeypatch, per_call, stride)
     """recover runs WINDOWS_PER_CALL windows at a time: any chunk size gives the same frames, bit for bit,
     at lengths around chunk boundaries, for several tracks (batched into one call), with missing joints,
     low scores and look-ahead blocks (SCAN_ROWS) smaller than the gaps; and they equal Stream's."""
-    from msf import sequence
+    from msf import recover
     for n in _chunk_lengths(per_call, stride):
         kf = detections(n, seed=n, tracks=3)
         rng = np.random.default_rng(n)
@@ -401,11 +401,11 @@ def test_chunked_recover_equals_one_call(refiner, monkeypatch, per_call, stride)
         kf[2, :, 7] = 1000.0
         scores = rng.uniform(0.2, 1.0, kf.shape[:-1])
         scores[1, [0, -1], 5] = 1.0
-        monkeypatch.setattr(sequence, "WINDOWS_PER_CALL", 10**9)
-        monkeypatch.setattr(sequence, "SCAN_ROWS", 4096)
+        monkeypatch.setattr(recover, "WINDOWS_PER_CALL", 10**9)
+        monkeypatch.setattr(recover, "SCAN_ROWS", 4096)
         whole = refiner.recover(kf, n, stride=stride, scores=scores)
-        monkeypatch.setattr(sequence, "WINDOWS_PER_CALL", per_call * 3)  # per_call windows per track
-        monkeypatch.setattr(sequence, "SCAN_ROWS", 2)
+        monkeypatch.setattr(recover, "WINDOWS_PER_CALL", per_call * 3)  # per_call windows per track
+        monkeypatch.setattr(recover, "SCAN_ROWS", 2)
         np.testing.assert_array_equal(refiner.recover(kf, n, stride=stride, scores=scores), whole, err_msg=f"n={n}")
         masked = np.where((scores < 0.3)[..., None], np.nan, kf)
         for t in range(3):
@@ -419,7 +419,8 @@ def test_recover_memory_is_bounded():
     the video's length: a stand-in for the model keeps this fast on either backend."""
     import tracemalloc
 
-    from msf import sequence
+    from msf import recover
+    from msf.pose import PoseConvention
     config = CONFIG
 
     def stand_in(windows):  # (B, Q+1, P) -> (B, T, P): each window's first keyframe, repeated
@@ -430,7 +431,7 @@ def test_recover_memory_is_bounded():
         kf = detections(n)
         kf[::7, 3] = np.nan
         tracemalloc.start()
-        out = sequence.recover(config, stand_in, POSE_3D, (14, 3), kf, n)
+        out = recover.recover(config, stand_in, PoseConvention.from_metadata(POSE_3D), kf, n)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         peaks.append(peak - out.nbytes)

@@ -16,9 +16,10 @@ from .errors import (
     UnknownBackendError,
     WeightsError,
 )
+from .keyframes import keyframe_indices
 from .model import Model
 from .refiner import Refiner, models
-from .sequence import Stream, keyframe_indices
+from .stream import Stream
 from .weights import Weights
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
@@ -17,6 +18,7 @@ try:
 except ImportError:  # a source checkout or a wheel built without the extension
     _core = None
 
+RefineWindows = Callable[[np.ndarray], np.ndarray]  # a backend's forward: (B, Q+1, P) float32 -> (B, T, P) float32
 ENV_VAR = "MSF_BACKEND"
 _NUMPY_CHUNK = 256  # windows per NumPy call at most
 _NUMPY_CHUNK_FLOATS = 1 << 24  # and at most ~this many workspace floats per call (64 MB; several temporaries)

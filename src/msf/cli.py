@@ -30,9 +30,10 @@ from .convert import convert
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
 from .info import describe
+from .inputs import FLOAT32_MAX, MIN_SCORE
+from .keyframes import keyframe_count, keyframe_indices, last_off_grid
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 from .refiner import MODELS_DIR, Refiner, models
-from .sequence import FLOAT32_MAX, MIN_SCORE, keyframe_count, keyframe_indices
 
 
 def _root_joints(text: str) -> list[int | str]:
@@ -147,7 +148,7 @@ def _load_refiner(args: argparse.Namespace) -> Refiner:
     if args.stride is not None and not 1 <= args.stride <= Q:
         raise InputError(f"--stride must be from 1 to Q = {Q} for this model (windows start every STRIDE*K "
                          f"frames and must overlap or touch), got {args.stride}")
-    normalised = bool(refiner.pose.get("image_normalised"))
+    normalised = refiner.convention.image_normalised
     if normalised and args.image_size is None:
         raise InputError("this model takes 2D keypoints normalised by the image size: pass --image-size W H "
                          "(the image's width and height in pixels)")
@@ -159,7 +160,7 @@ def _load_refiner(args: argparse.Namespace) -> Refiner:
 
 def _fits(keyframes: np.ndarray, refiner: Refiner) -> bool:
     """Whether a sequence's pose layout is the model's: (M, J, D) or (M, P)."""
-    P, shape = refiner.config.P, refiner._model.pose_shape
+    P, shape = refiner.config.P, refiner.convention.shape
     if keyframes.ndim == 2:
         return keyframes.shape[1] == P
     return keyframes.shape[1:] == shape if shape else keyframes.shape[1] * keyframes.shape[2] == P
@@ -171,7 +172,7 @@ def _select(sequences: dict, refiner: Refiner, path: str) -> dict:
         return sequences
     kept = {name: entry for name, entry in sequences.items() if _fits(entry[0], refiner)}
     others = [f"{name} {entry[0].shape}" for name, entry in sequences.items() if name not in kept]
-    layout = refiner._model.pose_shape or ("J", "D")
+    layout = refiner.convention.shape or ("J", "D")
     if not kept:
         raise InputError(f"{path}: no sequence has this model's pose layout (M, {layout[0]}, {layout[1]}) or "
                          f"(M, {refiner.config.P}): {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}")
@@ -215,7 +216,7 @@ def _recover_one(refiner: Refiner, keyframes: np.ndarray, n_frames: int, args, p
         return refiner.recover(keyframes, n_frames, image_size=args.image_size, stride=args.stride)
     K = refiner.config.K
     stream = refiner.stream(image_size=args.image_size, stride=args.stride)
-    off_grid = (n_frames - 1) % K != 0
+    off_grid = last_off_grid(n_frames, K)
     parts = []
     for keyframe in keyframes[:-1] if off_grid else keyframes:
         parts.append(stream.push(keyframe))
@@ -380,7 +381,7 @@ def _run_plot(args: argparse.Namespace) -> int:
     shape = refined.shape[1:] if refined.ndim == 3 else (refined.shape[1], 1)
     plot_sequence(args.output, keyframes.reshape((len(keyframes),) + shape),
                   keyframe_indices(n_frames, refiner.config.K), refined.reshape((n_frames,) + shape),
-                  refiner.pose.get("parents"), args.joints or (), title=f"{args.model}: {name or args.input}")
+                  refiner.convention.parents, args.joints or (), title=f"{args.model}: {name or args.input}")
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

@@ -41,7 +41,7 @@ def describe(path: str | os.PathLike) -> str:
         f"  config       K={c.K} Q={c.Q} P={c.P} C={c.C} L={c.L} ffn_hidden={c.ffn_hidden} d_t={c.d_t} "
         f"d_c={c.d_c} se_t={c.se_t} se_c={c.se_c} reweight_hidden={c.reweight_hidden}",
         f"  window       T = K*Q+1 = {c.T} frames from Q+1 = {c.n_keyframes} keyframes at frames {keyframes}",
-        f"  pose         {pose_.summary(dict(model.pose))}",
+        f"  pose         {pose_.summary(model.convention)}",
         f"  parameters   {params:,} (float32, {params * 4 / 1024:.1f} KiB)",
         f"  FLOPs/window {flops:,} ({flops / 1e6:.2f} MFLOP): 2 x the multiply-adds of the matrix products,",
         *("               " + line for line in FLOPS_FORMULA.splitlines()),

@@ -15,14 +15,14 @@ last detected position; a joint not yet detected at all is an InputError.
 """
 from __future__ import annotations
 
-from typing import Mapping
-
 import numpy as np
 
+from .backend import RefineWindows
 from .config import Config
 from .errors import InputError
-from .inputs import real_array
-from .sequence import Normaliser, RefineWindows, _as_poses
+from .inputs import as_poses, real_array
+from .normalise import Normaliser
+from .pose import PoseConvention
 
 
 class LiveStream:
@@ -31,9 +31,8 @@ class LiveStream:
     push(keyframe (J, D) or (P,), user units, NaN = missing joint) -> frames (F, J, D) (or (F, P)):
     frame 0 for the first push, then frames (q-1)K+1 .. qK for the q-th (K frames each)."""
 
-    def __init__(self, config: Config, refine_windows: RefineWindows, pose: Mapping,
-                 shape: tuple[int, int] | None, image_size=None):
-        self._config, self._refine, self._pose, self._shape = config, refine_windows, pose, shape
+    def __init__(self, config: Config, refine_windows: RefineWindows, convention: PoseConvention, image_size=None):
+        self._config, self._refine, self._convention = config, refine_windows, convention
         self._image_size = image_size
         self._normaliser: Normaliser | None = None
         self._flat = False
@@ -53,10 +52,10 @@ class LiveStream:
 
     def push(self, keyframe) -> np.ndarray:
         c = self._config
-        pose = _as_poses(real_array(keyframe, "keyframe")[None], self._shape, c.P, 1, "keyframe")[0]
+        pose = as_poses(real_array(keyframe, "keyframe")[None], self._convention.shape, c.P, 1, "keyframe")[0]
         if self._normaliser is None:
             self._flat = np.ndim(keyframe) == 1
-            self._normaliser = Normaliser(self._pose, pose.shape, self._image_size)
+            self._normaliser = Normaliser(self._convention, pose.shape, self._image_size)
         elif pose.shape != self._normaliser.shape:
             raise InputError(f"keyframe shape {np.shape(keyframe)} differs from the first keyframe's")
         missing = np.isnan(pose).any(axis=1)

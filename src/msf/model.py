@@ -8,6 +8,7 @@ import numpy as np
 
 from .config import Config
 from .errors import WeightsError
+from .pose import PoseConvention
 from .weights import Weights, loads
 
 FORMAT = "msf"
@@ -31,20 +32,22 @@ def _json_object(metadata: Mapping[str, str], key: str) -> dict | None:
 @dataclass(frozen=True)
 class Model:
     """config: hyper-parameters; tensors: exactly the tensors the forward reads (float32, C-contiguous);
-    pose: the pose convention from the file's metadata ({} when absent); metadata: all string metadata."""
+    pose: the pose convention from the file's metadata, as stored ({} when absent); convention: the same,
+    typed and checked against config.P (WeightsError); metadata: all string metadata."""
 
     config: Config
     tensors: Mapping[str, np.ndarray]
     pose: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    convention: PoseConvention = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "convention", PoseConvention.from_metadata(self.pose, self.config.P))
 
     @property
     def pose_shape(self) -> tuple[int, int] | None:
         """(J joints, D dims) from the pose metadata, or None when the file does not say."""
-        joints, dims = self.pose.get("joints"), self.pose.get("dims")
-        if isinstance(joints, list) and isinstance(dims, int):
-            return len(joints), dims
-        return None
+        return self.convention.shape
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
@@ -82,13 +85,7 @@ class Model:
         kept = {name: kept[name] for name in expected}
         config.check_workspace()
         pose = _json_object(metadata, "pose") or {}
-        joints, dims = pose.get("joints"), pose.get("dims")
-        if "joints" in pose or "dims" in pose:  # present, even as null, they must describe P (as in C++)
-            if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
-                    and dims > 0 and len(joints) * dims == config.P):
-                raise WeightsError(f"metadata pose has joints={joints!r}, dims={dims!r}: expected a list of J "
-                                   f"joint names and D dims with J*D = P = {config.P}")
-        return cls(config=config, tensors=kept, pose=pose, metadata=metadata)
+        return cls(config=config, tensors=kept, pose=pose, metadata=metadata)  # the pose is checked here
 
     @classmethod
     def from_weights(cls, weights: Weights) -> "Model":

@@ -23,16 +23,18 @@ import numpy as np
 from . import layouts
 from .detectors import Detections, PersonTrack
 from .errors import InputError
-from .sequence import MIN_SCORE, keyframe_indices
+from .inputs import MIN_SCORE
+from .keyframes import keyframe_indices, on_grid
 
 
 def model_layout(refiner) -> str:
     """The msf.layouts name of a 2D model's keypoints; InputError for a model that does not take pixels."""
-    skeleton = refiner.pose.get("skeleton")
-    if not refiner.pose.get("image_normalised") or skeleton not in layouts.names():
+    convention = refiner.convention
+    skeleton, units = convention.skeleton, convention.units
+    if not convention.image_normalised or skeleton not in layouts.names():
         raise InputError(f"detector files hold 2D keypoints in pixels: use a 2D model of a keypoint layout "
                          f"({', '.join(layouts.names())}), e.g. coco17-2d; this one is "
-                         f"{skeleton or 'without a skeleton'} in {refiner.pose.get('units', 'unknown units')}")
+                         f"{skeleton or 'without a skeleton'} in {'unknown units' if units is None else units}")
     return skeleton
 
 
@@ -78,14 +80,14 @@ def recover(refiner, detections: Detections, *, image_size, n_frames: int | None
         raise InputError(f"{name}: the video has {n_frames} frames but there are detections on frame {last - 1}")
     grid = keyframe_indices(n_frames, K)
     all_frames = np.concatenate([t.frames for t in detections.tracks])
-    if not (all_frames % K == 0).any():  # the last frame alone always fits: judge the K-frame grid
+    if not on_grid(all_frames, K).any():  # the last frame alone always fits: judge the K-frame grid
         raise InputError(f"{name}: no detection is on a keyframe (frames 0, {K}, {2 * K}, ... and the last, "
                          f"{n_frames - 1}; K = {K} for this model); the file's first frames with detections are "
                          f"{', '.join(map(str, np.unique(all_frames)[:5]))}: run the detector on frames 0, {K}, "
                          f"{2 * K}, ... or renumber the frames")
-    off_grid = int((~np.isin(all_frames, grid)).sum())
-    if off_grid:
-        warnings.warn(f"{name}: {off_grid} of {all_frames.size} detections are on frames between keyframes and "
+    between = int((~np.isin(all_frames, grid)).sum())  # off the grid, and not the last frame
+    if between:
+        warnings.warn(f"{name}: {between} of {all_frames.size} detections are on frames between keyframes and "
                       f"were not used (the model takes frames 0, {K}, {2 * K}, ... and the last, {n_frames - 1}; "
                       f"K = {K})", RuntimeWarning)
     tracks = []

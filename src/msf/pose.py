@@ -7,14 +7,71 @@ A convention is stored as JSON in a weight file's `pose` metadata:
      "root_joints": [joint indices whose mean is the root], "image_normalised": bool}
 
 with J * D = P. D is 2 or 3 for joint positions and 6 for the 6D rotations of the SMPL variants.
+`convention` writes that object; `PoseConvention.from_metadata` is the one reader of it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from . import layouts
-from .errors import InputError
+from .errors import InputError, WeightsError
+
+
+@dataclass(frozen=True)
+class PoseConvention:
+    """A weight file's `pose` metadata, typed; every field None (or False) where the file does not say.
+
+    joints (J names) and dims (D) are both given, with J*D = P, or neither. root_joints are as stated (None:
+    not stated, the root is joint 0); they are checked against the poses' J only when poses are normalised
+    (`root_indices`), as a model without joints takes the J of its keyframes."""
+
+    skeleton: str | None = None
+    joints: tuple[str, ...] | None = None
+    dims: int | None = None
+    units: str | None = None            # "mm", "m", "px", "normalised" or "6d" (see UNITS)
+    parents: tuple[int, ...] | None = None
+    root_relative: bool = False
+    root_joints: tuple[Any, ...] | None = None
+    image_normalised: bool = False
+
+    @classmethod
+    def from_metadata(cls, pose: Mapping[str, Any], P: int | None = None) -> "PoseConvention":
+        """The typed reading of the JSON object; with P, WeightsError unless joints and dims are absent or
+        describe P values (as the C++ loader checks). Other fields of an unexpected type read as not stated."""
+        joints, dims = pose.get("joints"), pose.get("dims")
+        if P is not None and ("joints" in pose or "dims" in pose):  # present, even as null, they must describe P
+            if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
+                    and dims > 0 and len(joints) * dims == P):
+                raise WeightsError(f"metadata pose has joints={joints!r}, dims={dims!r}: expected a list of J "
+                                   f"joint names and D dims with J*D = P = {P}")
+        known = isinstance(joints, list) and isinstance(dims, int)
+        roots, parents = pose.get("root_joints"), pose.get("parents")
+        return cls(skeleton=_string(pose.get("skeleton")), joints=tuple(joints) if known else None,
+                   dims=dims if known else None, units=_string(pose.get("units")),
+                   parents=tuple(parents) if isinstance(parents, list) else None,
+                   root_relative=bool(pose.get("root_relative")),
+                   root_joints=None if roots is None else tuple(roots) if isinstance(roots, list) else (roots,),
+                   image_normalised=bool(pose.get("image_normalised")))
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """(J joints, D dims), or None when the file does not say."""
+        return None if self.joints is None or self.dims is None else (len(self.joints), self.dims)
+
+    def root_indices(self, J: int) -> list[int] | None:
+        """The joints whose mean is subtracted from poses of J joints; None for poses that are not
+        root-relative. InputError when the stated root joints do not index J joints."""
+        if not self.root_relative:
+            return None
+        roots = [0] if self.root_joints is None else list(self.root_joints)
+        if not roots or not all(isinstance(r, int) and 0 <= r < J for r in roots):
+            raise InputError(f"the model's root_joints {roots!r} do not index {J} joints")
+        return roots
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -164,17 +221,18 @@ def convention(P: int, *, skeleton: str | None = None, dims: int | None = None, 
     return pose
 
 
-def summary(pose: dict) -> str:
-    """One line for humans, e.g. 'h36m17: 17 joints x 3D, mm, root-relative at pelvis'."""
-    if not pose:
+def summary(pose: Mapping[str, Any] | PoseConvention) -> str:
+    """One line for humans, e.g. 'h36m17: 17 joints x 3D, mm, root-relative at pelvis'; pose: the JSON
+    object or its PoseConvention."""
+    c = pose if isinstance(pose, PoseConvention) else PoseConvention.from_metadata(pose)
+    if c == PoseConvention():
         return "not stated in the file"
-    joints = pose.get("joints") or []
-    parts = [f"{pose.get('skeleton', '?')}: {len(joints)} joints x {pose.get('dims', '?')}D",
-             str(pose.get("units", "units not stated"))]
-    roots = pose.get("root_joints") or []
-    if pose.get("root_relative") and roots:
+    joints = c.joints or ()
+    parts = [f"{c.skeleton or '?'}: {len(joints)} joints x {c.dims or '?'}D", c.units or "units not stated"]
+    roots = c.root_joints or ()
+    if c.root_relative and roots:
         names = [joints[j] if isinstance(j, int) and 0 <= j < len(joints) else str(j) for j in roots]
         parts.append("root-relative at " + ("the mean of " if len(names) > 1 else "") + " and ".join(names))
-    if pose.get("image_normalised"):
+    if c.image_normalised:
         parts.append("divided by the image (width, height)")
     return ", ".join(parts)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from .backend import RefineWindows
 from .config import Config
 from .errors import InputError, WeightsError
 from .inputs import is_integer, real_array
-from .sequence import Normaliser
+from .normalise import Normaliser
+from .pose import PoseConvention
 
 METADATA_KEY = "prediction"
 
@@ -50,13 +52,12 @@ def read_prediction(metadata: Mapping[str, str], config: Config) -> Prediction |
     return spec
 
 
-def predict(config: Config, forward: Callable[[np.ndarray], np.ndarray], pose: Mapping,
-            pose_shape: tuple[int, int] | None, spec: Prediction, history, n_future: int,
-            image_size=None) -> np.ndarray:
+def predict(config: Config, forward: RefineWindows, convention: PoseConvention, spec: Prediction, history,
+            n_future: int, image_size=None) -> np.ndarray:
     """history (H, J, D) or (N, H, J, D) (or P for J, D), H >= spec.history_frames, in the model's units at
     spec.fps -> (n_future, J, D) or (N, n_future, J, D) float32: the frames after the last observed one.
     Root-relative models predict the pose about the root; the root itself moves on at its last velocity."""
-    h, P = spec.history_frames, config.P
+    h, P, pose_shape = spec.history_frames, config.P, convention.shape
     if not is_integer(n_future) or not 1 <= n_future <= spec.future_frames:
         raise InputError(f"n_future must be an integer in 1..{spec.future_frames} (this model predicts up to "
                          f"{spec.future_frames} frames, {1000 * spec.future_frames / spec.fps:.0f} ms at "
@@ -81,7 +82,7 @@ def predict(config: Config, forward: Callable[[np.ndarray], np.ndarray], pose: M
     if not np.isfinite(observed).all():
         raise InputError(f"the last {h} frames of history contain NaN or infinite values; prediction needs "
                          f"complete poses (fill missing joints first, e.g. with recover())")
-    normaliser = Normaliser(pose, observed.shape[-2:], image_size)
+    normaliser = Normaliser(convention, observed.shape[-2:], image_size)
     normalised, offsets = normaliser.forward_many(observed)  # (N, h, J, D), (N, h, D)
     inputs = np.concatenate([normalised, np.repeat(normalised[:, -1:], spec.future_frames, axis=1)], axis=1)
     with np.errstate(over="ignore"):

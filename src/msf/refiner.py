@@ -8,11 +8,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend as backends_, live, predict as predict_, sequence, weights
+from . import backend as backends_, live, predict as predict_, recover as recover_, stream as stream_, weights
 from .config import Config
 from .errors import InputError, WeightsError
-from .inputs import real_array
+from .inputs import MIN_SCORE, real_array
 from .model import Model
+from .pose import PoseConvention
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -81,8 +82,13 @@ class Refiner:
 
     @property
     def pose(self) -> Mapping[str, Any]:
-        """The pose convention from the file's metadata (joints, dims, units, ...); {} when absent."""
+        """The pose convention from the file's metadata (joints, dims, units, ...), as stored; {} when absent."""
         return self._model.pose
+
+    @property
+    def convention(self) -> PoseConvention:
+        """The pose convention, typed: skeleton, joints, dims, units, root joints, image normalisation."""
+        return self._model.convention
 
     @property
     def metadata(self) -> Mapping[str, str]:
@@ -116,7 +122,7 @@ class Refiner:
         return out.reshape(shape)
 
     def recover(self, keyframes: Any, n_frames: int, *, image_size=None, stride: int | None = None,
-                scores: Any = None, min_score: float = sequence.MIN_SCORE) -> np.ndarray:
+                scores: Any = None, min_score: float = MIN_SCORE) -> np.ndarray:
         """Every frame of a video from detections on one frame in K, in the user's own units.
 
         keyframes: the poses detected on msf.keyframe_indices(n_frames, K) (frames 0, K, 2K, ... and the
@@ -137,14 +143,13 @@ class Refiner:
         range before or after normalisation, and frames that would not be finite (see refine).
         """
         self._require_keyframe_model("recover")
-        return sequence.recover(self.config, self._backend.forward, self.pose, self._model.pose_shape,
-                                keyframes, n_frames, image_size=image_size, stride=stride, scores=scores,
-                                min_score=min_score)
+        return recover_.recover(self.config, self._backend.forward, self.convention, keyframes, n_frames,
+                                image_size=image_size, stride=stride, scores=scores, min_score=min_score)
 
     def stream(self, *, image_size=None, stride: int | None = None, latency: str = "window"):
         """An online recover() for one person, fed the detections on frames 0, K, 2K, ... one by one.
 
-        latency="window" (default): msf.sequence.Stream, exactly recover()'s frames, each (Q+1)K to (Q+2)K
+        latency="window" (default): msf.stream.Stream, exactly recover()'s frames, each (Q+1)K to (Q+2)K
         frames after it (push, finish). latency="keyframe": msf.live.LiveStream, each frame within K frames
         of its detection, from the window ending on the newest detection (push only; stride does not apply;
         a missing joint holds its last detection)."""
@@ -153,13 +158,12 @@ class Refiner:
             if stride is not None:
                 raise InputError("stride applies to latency='window' streams only (a live stream runs one window "
                                  "per detection)")
-            return live.LiveStream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
-                                   image_size=image_size)
+            return live.LiveStream(self.config, self._backend.forward, self.convention, image_size=image_size)
         if latency != "window":
             raise InputError(f"latency must be 'window' (recover()'s frames) or 'keyframe' (each frame within K "
                              f"frames of its detection), got {latency!r}")
-        return sequence.Stream(self.config, self._backend.forward, self.pose, self._model.pose_shape,
-                               image_size=image_size, stride=stride)
+        return stream_.Stream(self.config, self._backend.forward, self.convention, image_size=image_size,
+                              stride=stride)
 
     @property
     def prediction(self) -> predict_.Prediction | None:
@@ -181,8 +185,8 @@ class Refiner:
         if self._prediction is None:
             raise InputError(f"this is a keyframe model (K={self.config.K}): predict needs a motion-prediction "
                              f"model, e.g. msf.Refiner.load('h36m17-3d-predict')")
-        return predict_.predict(self.config, self._backend.forward, self.pose, self._model.pose_shape,
-                                self._prediction, history, n_future, image_size=image_size)
+        return predict_.predict(self.config, self._backend.forward, self.convention, self._prediction, history,
+                                n_future, image_size=image_size)
 
     def _require_keyframe_model(self, what: str) -> None:
         if self._prediction is not None:
@@ -191,15 +195,15 @@ class Refiner:
                              f"model; use predict(history, n_future)")
 
     def __repr__(self) -> str:
-        c, pose = self.config, self.pose
-        what = f", {pose['skeleton']} {pose['dims']}D {pose['units']}" if "skeleton" in pose else ""
+        c, pose = self.config, self.convention
+        what = f", {pose.skeleton} {pose.dims}D {pose.units}" if pose.skeleton is not None else ""
         return f"Refiner(K={c.K}, Q={c.Q}, P={c.P}, C={c.C}, L={c.L}{what}, backend={self.backend!r})"
 
     def _layout(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
         """(batched?, pose dims) for an accepted keyframe shape; InputError naming the expected shapes."""
         c = self.config
         q1, P = c.n_keyframes, c.P
-        known = self._model.pose_shape
+        known = self.convention.shape
         if len(shape) == 2 and shape == (q1, P):
             return False, (P,)
         if len(shape) == 3 and shape[1:] == (q1, P):

@@ -95,3 +95,17 @@ def test_metadata_is_checked():
                 pytest.fail(f"{loader} accepted {metadata}")
         ok = {"config": CONFIG.to_json(), "pose": json.dumps({"joints": ["a"] * 17, "dims": 3, "units": "mm"})}
         load(tensors, ok)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("units", 3), ("skeleton", ["h36m17"]), ("root_joints", "pelvis"), ("root_joints", [0.5]),
+    ("root_relative", 1), ("image_normalised", "yes"), ("parents", [0, True]), ("joints", [1] * 17),
+])
+def test_pose_fields_of_another_type_are_refused(field, value):
+    """A malformed pose convention is refused at load, naming the field, never read as something else
+    (the C++ loader reads only joints and dims: the others matter to Python's normalisation alone)."""
+    pose = {"joints": ["a"] * 17, "dims": 3, "units": "mm", field: value}
+    with pytest.raises(msf.WeightsError, match=f"metadata pose '{field}' is"):
+        msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(pose)})
+    if field != "joints":  # null: not stated (joints and dims, present, must describe P: tested above)
+        msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(dict(pose, **{field: None}))})

@@ -38,7 +38,11 @@ class PoseConvention:
     @classmethod
     def from_metadata(cls, pose: Mapping[str, Any], P: int | None = None) -> "PoseConvention":
         """The typed reading of the JSON object; with P, WeightsError unless joints and dims are absent or
-        describe P values (as the C++ loader checks). Other fields of an unexpected type read as not stated."""
+        describe P values (as the C++ loader checks). A field of another type than its own is a WeightsError
+        too (null: not stated), so that a malformed file is refused, never read as something else."""
+        for key, (ok, expected) in _FIELD_TYPES.items():
+            if pose.get(key) is not None and not ok(pose[key]):
+                raise WeightsError(f"metadata pose {key!r} is {pose[key]!r}: expected {expected}")
         joints, dims = pose.get("joints"), pose.get("dims")
         if P is not None and ("joints" in pose or "dims" in pose):  # present, even as null, they must describe P
             if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
@@ -72,6 +76,22 @@ class PoseConvention:
 
 def _string(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _list_of(*types: type):
+    return lambda v: isinstance(v, list) and all(isinstance(x, types) and not isinstance(x, bool) for x in v)
+
+
+# The type of each pose field (docs/model.md §2), checked by PoseConvention.from_metadata.
+_FIELD_TYPES = {
+    "skeleton": (lambda v: isinstance(v, str), "a string"),
+    "units": (lambda v: isinstance(v, str), "a string"),
+    "joints": (_list_of(str), "a list of joint names"),
+    "parents": (_list_of(int), "a list of parent indices (-1: root)"),
+    "root_joints": (_list_of(int, str), "a list of joint indices or names"),
+    "root_relative": (lambda v: isinstance(v, bool), "true or false"),
+    "image_normalised": (lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 @dataclass(frozen=True)

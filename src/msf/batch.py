@@ -46,6 +46,7 @@ from typing import Callable, Iterable
 from . import detectors
 from .errors import Error, InputError
 from .files import FORMATS, TEMPORARY_PREFIX, atomic_output, remove, temporary_folder
+from .inputs import is_integer
 
 RecoverFile = Callable[..., int]  # (refiner, source: Path, output: Path, progress: Callable[[], None]) -> frames
 _CHECK_EVERY = 0.05  # seconds between progress()'s looks at the stop flag (an Event costs a lock)
@@ -237,10 +238,10 @@ def _task(source: Path, output: Path, tag: str) -> tuple[str, object, list[str]]
 
 
 def _jobs(jobs: int) -> int:
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 0:
+    if not is_integer(jobs) or jobs < 0:
         raise InputError(f"jobs must be an integer >= 0 (0: one per core), got {jobs!r}")
     if jobs:
-        return jobs
+        return int(jobs)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

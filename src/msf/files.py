@@ -30,6 +30,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError
+from .inputs import is_integer
 
 FORMATS = (".npy", ".npz", ".json")
 N_FRAMES_SUFFIX = "_n_frames"
@@ -73,10 +74,10 @@ def _n_frames(value, where: str) -> int | None:
         return None
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iu":
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_integer(value) or value < 1:
         raise InputError(f"{where}: n_frames must be one integer >= 1 (the video's length in frames), "
                          f"got {value!r}")
-    return value
+    return int(value)
 
 
 def _is_sequence(array: np.ndarray) -> bool:

@@ -19,7 +19,7 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     // out (T, C), z (T, C)
     const int T = w.T, C = w.C;
     const size_t TC = static_cast<size_t>(T) * C;
-    float* z_t = scratch;              // (C, T)
+    float* z_t = scratch;              // (C, T), later y_channel (T, C)
     float* y_token = z_t + TC;         // (T, C)
     float* y_channel_t = y_token + TC; // (C, T)
     float* mixed = y_channel_t + TC;   // (T, C)
@@ -28,8 +28,7 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     float* m = hidden + w.reweight_hidden;  // (2T)
     float* branch_scratch = m + 2 * static_cast<size_t>(T);
 
-    for (int t = 0; t < T; ++t)
-        for (int c = 0; c < C; ++c) z_t[static_cast<size_t>(c) * T + t] = z[static_cast<size_t>(t) * C + c];
+    vmath::transpose(z_t, z, T, C);
     synth_attention_forward(y_token, z, w.token, branch_scratch);
     synth_attention_forward(y_channel_t, z_t, w.channel, branch_scratch);
 
@@ -42,11 +41,12 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     gelu_forward(hidden, static_cast<size_t>(w.reweight_hidden));
     linear_forward(m, hidden, w.fc2_t, w.fc2_b, 1, w.reweight_hidden, 2 * T);
     softmax_forward(m, T, 2);  // pairs (m[2t], m[2t+1]) are frame t's two branch weights
+    float* y_channel = z_t;  // (T, C), in the place of z^T, read by now: the mixing below then runs along rows
+    vmath::transpose(y_channel, y_channel_t, C, T);
     for (int t = 0; t < T; ++t) {
         const float a_token = m[2 * t], a_channel = m[2 * t + 1];
-        for (int c = 0; c < C; ++c)
-            mixed[static_cast<size_t>(t) * C + c] = a_token * y_token[static_cast<size_t>(t) * C + c] +
-                                                    a_channel * y_channel_t[static_cast<size_t>(c) * T + t];
+        const size_t row = static_cast<size_t>(t) * C;
+        for (int c = 0; c < C; ++c) mixed[row + c] = a_token * y_token[row + c] + a_channel * y_channel[row + c];
     }
     linear_forward(out, mixed, w.proj_t, w.proj_b, T, C, C);
 }

@@ -1,5 +1,4 @@
 // SELayer (paper eq. 2): E * sigmoid(W2 relu(W1 mean_rows(E))), gates one per row, no biases
-#include <cmath>
 
 #include "kernels.hpp"
 #include "vmath.hpp"
@@ -15,11 +14,12 @@ static MSF_INLINE void se_layer_forward_body(float* e, const float* w1, const fl
         const float acc = vmath::dot(w1 + static_cast<size_t>(h) * N, s, N);
         hidden[h] = acc > 0.0f ? acc : 0.0f;
     }
-    for (int n = 0; n < N; ++n) {
-        const float acc = vmath::dot(w2 + static_cast<size_t>(n) * H, hidden, H);
-        const float gate = 1.0f / (1.0f + std::exp(-acc));
-        for (int j = 0; j < d; ++j) e[static_cast<size_t>(n) * d + j] *= gate;
-    }
+    float* gate = s;  // s is read: the N gates take its place
+    for (int n = 0; n < N; ++n) gate[n] = -vmath::dot(w2 + static_cast<size_t>(n) * H, hidden, H);
+    // the sigmoids as one loop over vmath::exp, which vectorises (libm's expf is a call per gate)
+    for (int n = 0; n < N; ++n) gate[n] = 1.0f / (1.0f + vmath::exp(gate[n]));
+    for (int n = 0; n < N; ++n)
+        for (int j = 0; j < d; ++j) e[static_cast<size_t>(n) * d + j] *= gate[n];
 }
 
 MSF_ISA_DISPATCH(void, se_layer_forward, (float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch), (e, w1, w2, N, d, H, scratch))

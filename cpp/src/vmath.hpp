@@ -57,10 +57,19 @@ MSF_INLINE float erfc(float x) {
 // only on n, so a window's result never depends on its batch.
 constexpr int kLanes = 16;
 
-MSF_INLINE float combine_lanes(float* acc) {
-    for (int width = kLanes / 2; width >= 1; width /= 2)
-        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
-    return acc[0];
+// The tree as vector adds (GCC/Clang vector extensions, lowered to what the target has): written as loops
+// over acc, it ran as 15 scalar adds behind stores and reloads. Same adds, same order: lanes l += l + 8,
+// l += l + 4, l += l + 2, l += l + 1.
+typedef float Lanes8 __attribute__((vector_size(32)));
+typedef float Lanes4 __attribute__((vector_size(16)));
+
+MSF_INLINE float combine_lanes(const float* acc) {
+    Lanes8 lo, hi;
+    std::memcpy(&lo, acc, sizeof lo);
+    std::memcpy(&hi, acc + 8, sizeof hi);
+    const Lanes8 s8 = lo + hi;
+    const Lanes4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
 MSF_INLINE float dot(const float* a, const float* b, int n) {
@@ -118,6 +127,40 @@ MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
     float total = combine_lanes(acc);
     for (; i < n; ++i) total += (a[i] - mean) * (a[i] - mean);
     return total;
+}
+
+// out (cols, rows) = in (rows, cols)^T, by 8 x 8 blocks transposed in registers (the element-by-element loop
+// was a strided scalar store per float); the edges element by element.
+MSF_INLINE void transpose_block8(float* out, size_t out_stride, const float* in, size_t in_stride) {
+    Lanes8 r[8];
+    for (int i = 0; i < 8; ++i) std::memcpy(&r[i], in + i * in_stride, sizeof r[i]);
+    // three rounds of pairwise interleaving: 1-element, 2-element, then 4-element groups
+    Lanes8 a[8], b[8];
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+        a[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int j = 0; j < 2; ++j) {
+            b[i + j] = __builtin_shufflevector(a[i + j], a[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            b[i + j + 2] = __builtin_shufflevector(a[i + j], a[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int j = 0; j < 4; ++j) {
+        r[j] = __builtin_shufflevector(b[j], b[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[j + 4] = __builtin_shufflevector(b[j], b[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int k = 0; k < 8; ++k) std::memcpy(out + k * out_stride, &r[k], sizeof r[k]);  // r[k]: column k
+}
+
+MSF_INLINE void transpose(float* out, const float* in, int rows, int cols) {
+    const int rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+    for (int r = 0; r < rows8; r += 8)
+        for (int c = 0; c < cols8; c += 8)
+            transpose_block8(out + static_cast<size_t>(c) * rows + r, rows, in + static_cast<size_t>(r) * cols + c,
+                             cols);
+    for (int r = 0; r < rows; ++r)
+        for (int c = r < rows8 ? cols8 : 0; c < cols; ++c)
+            out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
 }
 
 }  // namespace msf::vmath

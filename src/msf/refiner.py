@@ -196,7 +196,9 @@ class Refiner:
 
     def __repr__(self) -> str:
         c, pose = self.config, self.convention
-        what = f", {pose.skeleton} {pose.dims}D {pose.units}" if pose.skeleton is not None else ""
+        parts = [pose.skeleton, f"{pose.dims}D" if pose.dims else None, pose.units]
+        what = "".join(f" {p}" for p in parts if p)
+        what = f",{what}" if what else ""
         return f"Refiner(K={c.K}, Q={c.Q}, P={c.P}, C={c.C}, L={c.L}{what}, backend={self.backend!r})"
 
     def _layout(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:

@@ -18,7 +18,8 @@
 Every file is small (well under the fuzzers' -max_len of 64 KiB) and is checked with msf's Python reader
 (and the C++ one, when msf._core and msf._kernels are built) before it is written: the valid seeds parse and
 the model_ seeds load; each edge_ seed gets its verdict. Needs NumPy; msf is imported from the repository's src/.
-Deterministic.
+Deterministic, except the files the `safetensors` package writes (its JSON header order varies from run
+to run; the tensors and metadata do not).
 """
 from __future__ import annotations
 

@@ -91,20 +91,19 @@ public:
         auto it = tensors_.lower_bound(prefix);
         return it != tensors_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
     }
-    const Tensor& find(const std::string& name) const {
+    Tensor& find(const std::string& name) {
         auto it = tensors_.find(name);
         if (it == tensors_.end()) throw WeightsError("missing tensor '" + name + "': not a MixSynthFormer state dict");
         return it->second;
     }
-    int dim(const std::string& name, int axis) const {
+    int dim(const std::string& name, int axis) {
         const Tensor& t = find(name);
         if (t.shape.size() != 2) throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected a 2-D weight");
         if (t.shape[axis] > (1 << 24)) throw WeightsError("tensor '" + name + "' is implausibly large: " + shape_str(t.shape));
         return static_cast<int>(t.shape[axis]);
     }
     std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
-        find(name);  // WeightsError when missing
-        Tensor& t = tensors_.at(name);
+        Tensor& t = find(name);
         if (t.shape != shape)
             throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", the inferred config needs " + shape_str(shape));
         size_t count = 1;
@@ -221,7 +220,7 @@ bool is_derived(Dim d) {
 
 // Reads each still-unknown size off the 2-D, always-read tensors of specs (the rule of schema.inc).
 template <size_t N>
-void read_sizes(const TensorSource& src, const TensorSpec (&specs)[N], const std::string& prefix, Sizes& n) {
+void read_sizes(TensorSource& src, const TensorSpec (&specs)[N], const std::string& prefix, Sizes& n) {
     for (const TensorSpec& spec : specs) {
         if (spec.cols == Dim::None || spec.less != Dim::None) continue;
         const Dim axes[2] = {spec.rows, spec.cols};
@@ -236,7 +235,7 @@ int64_t size_of(const Sizes& n, Dim d) { return n[static_cast<size_t>(d)]; }
 
 std::string block_prefix(int i) { return "encoder.layers." + std::to_string(i) + "."; }
 
-Config infer_config(const TensorSource& src, Sizes& n) {
+Config infer_config(TensorSource& src, Sizes& n) {
     n.fill(-1);
     read_sizes(src, kGlobalSpecs, "", n);
     const int64_t T = size_of(n, Dim::T), Q1 = size_of(n, Dim::Q1);

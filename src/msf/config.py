@@ -114,24 +114,28 @@ class Config:
             return int(shape[axis])
 
         n: dict[str, int] = {}
-        L = 0
-        for name, spec in schema.binding_specs():
-            if name.startswith(schema.BLOCK_PREFIX.format(0)) and not L:  # the global sizes are known
-                T, Q1 = n["T"], n["Q1"]
-                Q = Q1 - 1
-                if Q < 1 or T < 2 or (T - 1) % Q:
-                    raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
-                                       f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
-                # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
-                while any(k.startswith(schema.BLOCK_PREFIX.format(L)) for k in shapes):
-                    L += 1
-                if L == 0:
-                    raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer "
-                                       "state dict")
-            for axis, symbol in enumerate(spec.shape):
-                if symbol not in n and symbol not in schema.DERIVED:
-                    n[symbol] = dim(name, axis)
-        T, Q = n["T"], n["Q1"] - 1
+        block0 = schema.BLOCK_PREFIX.format(0)
+        binding = list(schema.binding_specs())
+
+        def read_sizes(in_block: bool) -> None:
+            for name, spec in binding:
+                if name.startswith(block0) == in_block:
+                    for axis, symbol in enumerate(spec.shape):
+                        if symbol not in n and symbol not in schema.DERIVED:
+                            n[symbol] = dim(name, axis)
+
+        read_sizes(in_block=False)
+        T, Q1 = n["T"], n["Q1"]
+        Q = Q1 - 1
+        if Q < 1 or T < 2 or (T - 1) % Q:
+            raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
+                               f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
+        L = 0  # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
+        while any(k.startswith(schema.BLOCK_PREFIX.format(L)) for k in shapes):
+            L += 1
+        if L == 0:
+            raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer state dict")
+        read_sizes(in_block=True)
         config = cls(K=(T - 1) // Q, Q=Q, P=n["P"], C=n["C"], L=L, ffn_hidden=n["F"], d_t=n["d_t"], d_c=n["d_c"],
                      se_t=n["se_t"], se_c=n["se_c"], reweight_hidden=n["H"])
         for field, value in asdict(config).items():

@@ -45,17 +45,15 @@ class PoseConvention:
                 raise WeightsError(f"metadata pose {key!r} is {pose[key]!r}: expected {expected}")
         joints, dims = pose.get("joints"), pose.get("dims")
         if P is not None and ("joints" in pose or "dims" in pose):  # present, even as null, they must describe P
-            if not (isinstance(joints, list) and isinstance(dims, int) and not isinstance(dims, bool)
-                    and dims > 0 and len(joints) * dims == P):
+            if joints is None or dims is None or dims < 1 or len(joints) * dims != P:
                 raise WeightsError(f"metadata pose has joints={joints!r}, dims={dims!r}: expected a list of J "
                                    f"joint names and D dims with J*D = P = {P}")
-        known = isinstance(joints, list) and isinstance(dims, int)
+        known = joints is not None and dims is not None
         roots, parents = pose.get("root_joints"), pose.get("parents")
-        return cls(skeleton=_string(pose.get("skeleton")), joints=tuple(joints) if known else None,
-                   dims=dims if known else None, units=_string(pose.get("units")),
-                   parents=tuple(parents) if isinstance(parents, list) else None,
-                   root_relative=bool(pose.get("root_relative")),
-                   root_joints=None if roots is None else tuple(roots) if isinstance(roots, list) else (roots,),
+        return cls(skeleton=pose.get("skeleton"), joints=tuple(joints) if known else None,
+                   dims=dims if known else None, units=pose.get("units"),
+                   parents=None if parents is None else tuple(parents), root_relative=bool(pose.get("root_relative")),
+                   root_joints=None if roots is None else tuple(roots),
                    image_normalised=bool(pose.get("image_normalised")))
 
     @property
@@ -74,10 +72,6 @@ class PoseConvention:
         return roots
 
 
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _list_of(*types: type):
     return lambda v: isinstance(v, list) and all(isinstance(x, types) and not isinstance(x, bool) for x in v)
 
@@ -87,6 +81,7 @@ _FIELD_TYPES = {
     "skeleton": (lambda v: isinstance(v, str), "a string"),
     "units": (lambda v: isinstance(v, str), "a string"),
     "joints": (_list_of(str), "a list of joint names"),
+    "dims": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "parents": (_list_of(int), "a list of parent indices (-1: root)"),
     "root_joints": (_list_of(int, str), "a list of joint indices or names"),
     "root_relative": (lambda v: isinstance(v, bool), "true or false"),

@@ -137,13 +137,13 @@ def random_state_dict(config: "Config", rng: np.random.Generator | int = 0, with
     unused ones when with_unused, as official checkpoints have them): weights N(0, 1/fan_in), biases
     N(0, 0.01), LayerNorm gains 1 + N(0, 0.01). For tests, examples and fuzz corpora; not a trained model."""
     rng = np.random.default_rng(rng)
-    shapes = {**expected_shapes(config), **(unused_shapes(config) if with_unused else {})}
-    kinds = {name: spec.kind for name, _, spec, _ in tensors(config)}
+    entries = list(tensors(config))
+    chosen = [e for e in entries if e[3]] + ([e for e in entries if not e[3]] if with_unused else [])  # unused last
     out = {}
-    for name, shape in shapes.items():
-        if kinds[name] == "gain":
+    for name, shape, spec, _ in chosen:
+        if spec.kind == "gain":
             out[name] = 1 + 0.1 * rng.standard_normal(shape)
-        elif kinds[name] == "bias":
+        elif spec.kind == "bias":
             out[name] = 0.1 * rng.standard_normal(shape)
         else:
             out[name] = rng.standard_normal(shape) / np.sqrt(shape[1])

@@ -71,6 +71,8 @@ def test_softmax(rows, cols, scale, seed):
     x = f32(np.random.default_rng(seed), rows, cols, scale=scale)
     out = kernels.softmax(x)
     assert_close(out, ref.softmax(x.astype(np.float64)), **KERNEL, what="softmax")
+    out = kernels.softmax_columns(x)
+    assert_close(out, ref.softmax(x.T.astype(np.float64)).T, **KERNEL, what="softmax_columns")
 
 
 @EXAMPLES
@@ -82,6 +84,10 @@ def test_layer_norm(rows, C, scale, offset, seed):
     assert_close(kernels.layer_norm(x, w, b), ref.layer_norm(*f64(x, w, b)), rtol=KERNEL_RTOL,
                  atol_of_max=KERNEL_ATOL_OF_MAX, atol=layer_norm_atol(x, w),
                  what="layer_norm")
+    # with a residual: LN(x + r), the sum formed in float32 as the C++ forward forms it
+    r = f32(rng, rows, C, scale=scale)
+    assert_close(kernels.layer_norm(x, w, b, r), ref.layer_norm(*f64(x + r, w, b)), rtol=KERNEL_RTOL,
+                 atol_of_max=KERNEL_ATOL_OF_MAX, atol=layer_norm_atol(x + r, w), what="layer_norm with residual")
 
 
 @EXAMPLES
@@ -108,6 +114,8 @@ def test_synth_attention(N, D, data, seed):
     expected = ref.synth_attention(s.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()})
     atol = synth_attention_atol(s, p["value_reduce.weight"], p["value_reduce.bias"])
     assert_close(kernels.synth_attention(s, p), expected, **KERNEL, atol=atol, what=f"synth_attention d={d} N={N}")
+    assert_close(kernels.synth_attention(s, p, transposed_out=True), expected.T, **KERNEL, atol=atol,
+                 what=f"synth_attention, transposed output, d={d} N={N}")
 
 
 @settings(max_examples=40, deadline=None)
@@ -132,10 +140,10 @@ ISAS = [name for name, _ in _core.isas()] if HAS_KERNELS else ["portable"]
 
 @pytest.mark.parametrize("isa", ISAS)
 @EXAMPLES
-@given(size, size, size, st.booleans(), st.booleans(), seeds)
-def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, seed):
-    """Each ISA version of the GEMM (the dispatcher picks one; all are tested here); skipped, not passed, for
-    an ISA this CPU or build lacks."""
+@given(size, size, size, st.booleans(), st.booleans(), st.booleans(), seeds)
+def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, a_transposed, seed):
+    """Each ISA version of the GEMM (the dispatcher picks one; all are tested here), with a as it is or
+    given transposed; skipped, not passed, for an ISA this CPU or build lacks."""
     if not dict(_core.isas())[isa]:
         pytest.skip(f"this CPU or build has no {isa}")
     rng = np.random.default_rng(seed)
@@ -144,6 +152,7 @@ def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, seed):
     row_bias = f32(rng, M) if with_row_bias else None
     expected = a.astype(np.float64) @ b + (0 if col_bias is None else col_bias) + (
         0 if row_bias is None else row_bias[:, None])
-    out = kernels.gemm(a, b, col_bias, row_bias, isa=isa)
+    out = kernels.gemm(np.ascontiguousarray(a.T) if a_transposed else a, b, col_bias, row_bias, isa=isa,
+                       a_transposed=a_transposed)
     bias = (0 if col_bias is None else col_bias) + (0 if row_bias is None else row_bias[:, None])
     assert_close(out, expected, **KERNEL, atol=dot_atol(a, b, bias), what=f"gemm {isa}")

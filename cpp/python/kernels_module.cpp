@@ -23,8 +23,16 @@ std::vector<float> transposed(const Array& w) {
     return t;
 }
 
+// (rows, cols) -> (cols, rows)
+std::vector<float> transposed(const float* x, py::ssize_t rows, py::ssize_t cols) {
+    std::vector<float> t(static_cast<size_t>(rows * cols));
+    for (py::ssize_t r = 0; r < rows; ++r)
+        for (py::ssize_t c = 0; c < cols; ++c) t[static_cast<size_t>(c * rows + r)] = x[r * cols + c];
+    return t;
+}
+
 struct SynthArgs {
-    std::vector<float> dense_t;
+    std::vector<float> dense_t, se1_t, se2_t;
     Array dense_b, se1, se2, value_w, value_b;
     msf::kernels::SynthAttentionWeights w{};
 };
@@ -41,8 +49,10 @@ void synth_args(SynthArgs& a, const py::dict& p, const std::string& prefix, int 
     const int d = static_cast<int>(dense.shape(0));
     require(a.dense_b.size() == d && d <= N, "synth_attention: dense.bias must have d <= N entries");
     a.dense_t = transposed(dense);
-    a.w = {N, D, d, static_cast<int>(a.se1.shape(0)), a.dense_t.data(), a.dense_b.data(), a.se1.data(), a.se2.data(),
-           nullptr, nullptr};
+    a.se1_t = transposed(a.se1);
+    a.se2_t = transposed(a.se2);
+    a.w = {N, D, d, static_cast<int>(a.se1.shape(0)), a.dense_t.data(), a.dense_b.data(), a.se1_t.data(),
+           a.se2_t.data(), nullptr, nullptr};
     if (d < N) {
         a.value_w = py::cast<Array>(p[py::str(prefix + "value_reduce.weight")]);
         a.value_b = py::cast<Array>(p[py::str(prefix + "value_reduce.bias")]);
@@ -72,19 +82,21 @@ void bind_kernels(py::module_& k) {
         return out;
     }, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none());
     k.def("gemm", [](const Array& a, const Array& b, std::optional<Array> col_bias, std::optional<Array> row_bias,
-                     const std::string& isa) {
-        require(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0) &&
-                    (!col_bias || col_bias->size() == b.shape(1)) && (!row_bias || row_bias->size() == a.shape(0)),
-                "gemm: a (M, K), b (K, N), col_bias (N), row_bias (M)");
-        Array out = new_array({a.shape(0), b.shape(1)});
+                     const std::string& isa, bool a_transposed) {
+        require(a.ndim() == 2 && b.ndim() == 2 && a.shape(a_transposed ? 0 : 1) == b.shape(0),
+                "gemm: a (M, K) or, with a_transposed, a^T (K, M); b (K, N)");
+        const py::ssize_t M = a.shape(a_transposed ? 1 : 0);
+        require((!col_bias || col_bias->size() == b.shape(1)) && (!row_bias || row_bias->size() == M),
+                "gemm: col_bias (N), row_bias (M)");
+        Array out = new_array({M, b.shape(1)});
         const bool ok = msf::kernels::gemm_forward_isa(
             isa, out.mutable_data(), a.data(), b.data(), col_bias ? col_bias->data() : nullptr,
-            row_bias ? row_bias->data() : nullptr, static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)),
-            static_cast<int>(b.shape(1)));
+            row_bias ? row_bias->data() : nullptr, static_cast<int>(M), static_cast<int>(b.shape(0)),
+            static_cast<int>(b.shape(1)), a_transposed);
         require(ok, "gemm: version '" + isa + "' is not available on this CPU");
         return out;
     }, py::arg("a"), py::arg("b"), py::arg("col_bias") = py::none(), py::arg("row_bias") = py::none(),
-       py::arg("isa") = "portable");
+       py::arg("isa") = "portable", py::arg("a_transposed") = false);
     k.def("gelu", [](const Array& x) {
         Array out = new_array({x.shape(), x.shape() + x.ndim()});
         std::copy(x.data(), x.data() + x.size(), out.mutable_data());
@@ -104,33 +116,51 @@ void bind_kernels(py::module_& k) {
         msf::kernels::softmax_forward(out.mutable_data(), static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)));
         return out;
     });
-    k.def("layer_norm", [](const Array& x, const Array& w, const Array& b) {
-        require(x.ndim() == 2 && w.size() == x.shape(1) && b.size() == x.shape(1), "layer_norm: x (rows, C), weight (C), bias (C)");
+    k.def("softmax_columns", [](const Array& x) {
+        require(x.ndim() == 2 && x.shape(0) > 0, "softmax_columns: x (rows, cols) with rows >= 1");
         Array out = new_array({x.shape(0), x.shape(1)});
-        msf::kernels::layer_norm_forward(out.mutable_data(), x.data(), w.data(), b.data(),
-                                         static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)));
+        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+        msf::kernels::softmax_columns_forward(out.mutable_data(), static_cast<int>(x.shape(0)),
+                                              static_cast<int>(x.shape(1)));
         return out;
     });
+    k.def("layer_norm", [](const Array& x, const Array& w, const Array& b, std::optional<Array> residual) {
+        require(x.ndim() == 2 && w.size() == x.shape(1) && b.size() == x.shape(1) &&
+                    (!residual || (residual->ndim() == 2 && residual->shape(0) == x.shape(0) &&
+                                   residual->shape(1) == x.shape(1))),
+                "layer_norm: x (rows, C), weight (C), bias (C), residual (rows, C)");
+        Array out = new_array({x.shape(0), x.shape(1)});
+        msf::kernels::layer_norm_forward(out.mutable_data(), x.data(), residual ? residual->data() : nullptr, w.data(),
+                                         b.data(), static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)));
+        return out;
+    }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("residual") = py::none());
     k.def("se_layer", [](const Array& e, const Array& w1, const Array& w2) {
         require(e.ndim() == 2 && w1.ndim() == 2 && w2.ndim() == 2 && w1.shape(1) == e.shape(0) &&
                     w2.shape(0) == e.shape(0) && w2.shape(1) == w1.shape(0),
                 "se_layer: e (N, d), w1 (H, N), w2 (N, H)");
         const int N = static_cast<int>(e.shape(0)), d = static_cast<int>(e.shape(1)), H = static_cast<int>(w1.shape(0));
+        // the kernel's layouts: e^T (d, N) and both weights transposed
+        std::vector<float> e_t = transposed(e.data(), N, d), scratch(static_cast<size_t>(N + H));
+        const std::vector<float> w1_t = transposed(w1), w2_t = transposed(w2);
+        msf::kernels::se_layer_forward(e_t.data(), w1_t.data(), w2_t.data(), N, d, H, scratch.data());
         Array out = new_array({N, d});
-        std::copy(e.data(), e.data() + e.size(), out.mutable_data());
-        std::vector<float> scratch(static_cast<size_t>(N + H));
-        msf::kernels::se_layer_forward(out.mutable_data(), w1.data(), w2.data(), N, d, H, scratch.data());
+        const std::vector<float> back = transposed(e_t.data(), d, N);
+        std::copy(back.begin(), back.end(), out.mutable_data());
         return out;
-    });
-    k.def("synth_attention", [](const Array& s, const py::dict& p) {
+    }, "e (N, d), w1 (H, N), w2 (N, H) -> (N, d)");
+    k.def("synth_attention", [](const Array& s, const py::dict& p, bool transposed_out) {
         require(s.ndim() == 2, "synth_attention: s (N, D)");
+        const py::ssize_t N = s.shape(0), D = s.shape(1);
         SynthArgs a;
-        synth_args(a, p, "", static_cast<int>(s.shape(0)), static_cast<int>(s.shape(1)));
-        Array out = new_array({s.shape(0), s.shape(1)});
+        synth_args(a, p, "", static_cast<int>(N), static_cast<int>(D));
+        const std::vector<float> s_t = transposed(s.data(), N, D);
+        Array out = transposed_out ? new_array({D, N}) : new_array({N, D});
         std::vector<float> scratch(msf::kernels::synth_attention_scratch(a.w));
-        msf::kernels::synth_attention_forward(out.mutable_data(), s.data(), a.w, scratch.data());
+        (transposed_out ? msf::kernels::synth_attention_t_forward : msf::kernels::synth_attention_forward)(
+            out.mutable_data(), s.data(), s_t.data(), a.w, scratch.data());
         return out;
-    }, "s (N, D), p: the module's tensors by state-dict name (dense.weight, ...) -> (N, D)");
+    }, py::arg("s"), py::arg("p"), py::arg("transposed_out") = false,
+       "s (N, D), p: the module's tensors by state-dict name (dense.weight, ...) -> (N, D), or its transpose (D, N)");
     k.def("mix_synth_attention", [](const Array& z, const py::dict& p) {
         require(z.ndim() == 2, "mix_synth_attention: z (T, C)");
         const int T = static_cast<int>(z.shape(0)), C = static_cast<int>(z.shape(1));

@@ -11,16 +11,22 @@ namespace msf::kernels::gemm {
 namespace {
 
 // The micro-kernels keep their accumulators in named variables: with an array GCC stores every
-// accumulator back to the stack on each k. A tile's rows beyond `rows` re-read row 0 (valid memory) and
-// are never stored, so one kernel serves the last, partial row block.
-#define MSF_ROW_POINTERS(R)                                                                    \
-    const float* a##R = a + static_cast<size_t>(rows > R ? R : 0) * K;
+// accumulator back to the stack on each k. ROWS, the rows a tile computes, is a template parameter, so the
+// last, partial row block (and the M = 1 products of the mixing MLP) computes only its rows. With AT, a is
+// given transposed (K, lda): row R's k-th element is a[R + k * lda], so the tile's rows are adjacent floats.
+#define MSF_ROW_POINTERS(R) const float* a##R = a + static_cast<size_t>(ROWS > R ? R : 0) * (AT ? 1 : K);
+#define MSF_A(R) a##R[AT ? static_cast<size_t>(k) * lda : static_cast<size_t>(k)]
+#define MSF_ROW_BIAS(R) (row_bias && ROWS > R ? row_bias[R] : 0.0f)
 
-// out[rows <= 6, width <= 16] = a (rows, K) @ b (K, N)[:, :width] + biases, in 12 ymm accumulators. FULL
+using Tile = void (*)(float* out, const float* a, size_t lda, const float* b, const float* col_bias,
+                      const float* row_bias, int K, int N, int width);
+
+// out[ROWS <= 6, width <= 16] = a (ROWS, K) @ b (K, N)[:, :width] + biases, in 12 ymm accumulators. FULL
 // (width == 16) tiles load b without masks: a masked load in the loop costs ~20% on Intel cores.
-template <bool FULL>
-__attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, const float* b, const float* col_bias,
-                                                   const float* row_bias, int rows, int K, int N, int width) {
+template <int ROWS, bool FULL, bool AT>
+__attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, size_t lda, const float* b,
+                                                   const float* col_bias, const float* row_bias, int K, int N,
+                                                   int width) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width - 8), lane);
@@ -29,7 +35,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, c
     const __m256 cb0 = col_bias ? _mm256_maskload_ps(col_bias, m0) : _mm256_setzero_ps();
     const __m256 cb1 = col_bias ? _mm256_maskload_ps(col_bias + 8, m1) : _mm256_setzero_ps();
 #define MSF_INIT(R)                                                                             \
-    const __m256 rb##R = _mm256_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
+    const __m256 rb##R = _mm256_set1_ps(MSF_ROW_BIAS(R));                                       \
     __m256 c##R##0 = _mm256_add_ps(cb0, rb##R), c##R##1 = _mm256_add_ps(cb1, rb##R);
     MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5)
 #undef MSF_INIT
@@ -38,8 +44,8 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, c
         const __m256 b0 = FULL ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
         const __m256 b1 = FULL ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
 #define MSF_FMA(R)                                                                              \
-    {                                                                                           \
-        const __m256 s = _mm256_broadcast_ss(a##R + k);                                         \
+    if (ROWS > R) {                                                                             \
+        const __m256 s = _mm256_broadcast_ss(&MSF_A(R));                                        \
         c##R##0 = _mm256_fmadd_ps(s, b0, c##R##0);                                              \
         c##R##1 = _mm256_fmadd_ps(s, b1, c##R##1);                                              \
     }
@@ -47,7 +53,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, c
 #undef MSF_FMA
     }
 #define MSF_STORE(R)                                                                            \
-    if (rows > R) {                                                                             \
+    if (ROWS > R) {                                                                             \
         _mm256_maskstore_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                     \
         _mm256_maskstore_ps(out + static_cast<size_t>(R) * N + 8, m1, c##R##1);                 \
     }
@@ -55,11 +61,12 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, c
 #undef MSF_STORE
 }
 
-// out[rows <= 8, width <= 32] = a (rows, K) @ b (K, N)[:, :width] + biases, in 16 zmm accumulators; FULL
+// out[ROWS <= 8, width <= 32] = a (ROWS, K) @ b (K, N)[:, :width] + biases, in 16 zmm accumulators; FULL
 // (width == 32) tiles load b without masks, as in tile_avx2.
-template <bool FULL>
-__attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, const float* b, const float* col_bias,
-                                                    const float* row_bias, int rows, int K, int N, int width) {
+template <int ROWS, bool FULL, bool AT>
+__attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, size_t lda, const float* b,
+                                                    const float* col_bias, const float* row_bias, int K, int N,
+                                                    int width) {
     const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
     const __mmask16 m1 = width >= 32 ? __mmask16(0xFFFF) : width <= 16 ? __mmask16(0) : __mmask16((1u << (width - 16)) - 1);
     MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
@@ -67,7 +74,7 @@ __attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, 
     const __m512 cb0 = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
     const __m512 cb1 = col_bias ? _mm512_maskz_loadu_ps(m1, col_bias + 16) : _mm512_setzero_ps();
 #define MSF_INIT(R)                                                                             \
-    const __m512 rb##R = _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f);               \
+    const __m512 rb##R = _mm512_set1_ps(MSF_ROW_BIAS(R));                                       \
     __m512 c##R##0 = _mm512_add_ps(cb0, rb##R), c##R##1 = _mm512_add_ps(cb1, rb##R);
     MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
 #undef MSF_INIT
@@ -76,8 +83,8 @@ __attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, 
         const __m512 b0 = FULL ? _mm512_loadu_ps(bk) : _mm512_maskz_loadu_ps(m0, bk);
         const __m512 b1 = FULL ? _mm512_loadu_ps(bk + 16) : _mm512_maskz_loadu_ps(m1, bk + 16);
 #define MSF_FMA(R)                                                                              \
-    {                                                                                           \
-        const __m512 s = _mm512_set1_ps(a##R[k]);                                               \
+    if (ROWS > R) {                                                                             \
+        const __m512 s = _mm512_set1_ps(MSF_A(R));                                              \
         c##R##0 = _mm512_fmadd_ps(s, b0, c##R##0);                                              \
         c##R##1 = _mm512_fmadd_ps(s, b1, c##R##1);                                              \
     }
@@ -85,7 +92,7 @@ __attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, 
 #undef MSF_FMA
     }
 #define MSF_STORE(R)                                                                            \
-    if (rows > R) {                                                                             \
+    if (ROWS > R) {                                                                             \
         _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R##0);                   \
         _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N + 16, m1, c##R##1);              \
     }
@@ -94,71 +101,102 @@ __attribute__((target("avx512f"))) void tile_avx512(float* out, const float* a, 
 }
 
 // Narrow column blocks (width <= 16: the last columns of a product, or all of a narrow one such as the
-// reduced attention d_t = T/4 of short windows): rows <= 16 x width <= 16, one zmm each, so that a 32-wide
+// reduced attention d_t = T/4 of short windows): ROWS <= 16 x width <= 16, one zmm each, so that a 32-wide
 // tile does not leave most of its lanes idle.
-__attribute__((target("avx512f"))) void tile_avx512_narrow(float* out, const float* a, const float* b,
-                                                           const float* col_bias, const float* row_bias, int rows,
-                                                           int K, int N, int width) {
+template <int ROWS, bool AT>
+__attribute__((target("avx512f"))) void tile_avx512_narrow(float* out, const float* a, size_t lda, const float* b,
+                                                           const float* col_bias, const float* row_bias, int K, int N,
+                                                           int width) {
     const __mmask16 m0 = width >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << width) - 1);
     MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
     MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7) MSF_ROW_POINTERS(8) MSF_ROW_POINTERS(9)
     MSF_ROW_POINTERS(10) MSF_ROW_POINTERS(11) MSF_ROW_POINTERS(12) MSF_ROW_POINTERS(13) MSF_ROW_POINTERS(14)
     MSF_ROW_POINTERS(15)
     const __m512 cb = col_bias ? _mm512_maskz_loadu_ps(m0, col_bias) : _mm512_setzero_ps();
-#define MSF_INIT(R) __m512 c##R = _mm512_add_ps(cb, _mm512_set1_ps(row_bias && rows > R ? row_bias[R] : 0.0f));
+#define MSF_INIT(R) __m512 c##R = _mm512_add_ps(cb, _mm512_set1_ps(MSF_ROW_BIAS(R)));
     MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7)
     MSF_INIT(8) MSF_INIT(9) MSF_INIT(10) MSF_INIT(11) MSF_INIT(12) MSF_INIT(13) MSF_INIT(14) MSF_INIT(15)
 #undef MSF_INIT
     for (int k = 0; k < K; ++k) {
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + static_cast<size_t>(k) * N);
-#define MSF_FMA(R) c##R = _mm512_fmadd_ps(_mm512_set1_ps(a##R[k]), b0, c##R);
+#define MSF_FMA(R) \
+    if (ROWS > R) c##R = _mm512_fmadd_ps(_mm512_set1_ps(MSF_A(R)), b0, c##R);
         MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7)
         MSF_FMA(8) MSF_FMA(9) MSF_FMA(10) MSF_FMA(11) MSF_FMA(12) MSF_FMA(13) MSF_FMA(14) MSF_FMA(15)
 #undef MSF_FMA
     }
 #define MSF_STORE(R) \
-    if (rows > R) _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R);
+    if (ROWS > R) _mm512_mask_storeu_ps(out + static_cast<size_t>(R) * N, m0, c##R);
     MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
     MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11) MSF_STORE(12) MSF_STORE(13) MSF_STORE(14) MSF_STORE(15)
 #undef MSF_STORE
 }
 #undef MSF_ROW_POINTERS
+#undef MSF_A
+#undef MSF_ROW_BIAS
 
-}  // namespace
+// The tiles of 1..ROWS rows, indexed by rows - 1.
+template <bool FULL, bool AT>
+constexpr Tile kAvx2Tiles[6] = {tile_avx2<1, FULL, AT>, tile_avx2<2, FULL, AT>, tile_avx2<3, FULL, AT>,
+                                tile_avx2<4, FULL, AT>, tile_avx2<5, FULL, AT>, tile_avx2<6, FULL, AT>};
+template <bool FULL, bool AT>
+constexpr Tile kAvx512Tiles[8] = {tile_avx512<1, FULL, AT>, tile_avx512<2, FULL, AT>, tile_avx512<3, FULL, AT>,
+                                  tile_avx512<4, FULL, AT>, tile_avx512<5, FULL, AT>, tile_avx512<6, FULL, AT>,
+                                  tile_avx512<7, FULL, AT>, tile_avx512<8, FULL, AT>};
+template <bool AT>
+constexpr Tile kNarrowTiles[16] = {
+    tile_avx512_narrow<1, AT>,  tile_avx512_narrow<2, AT>,  tile_avx512_narrow<3, AT>,  tile_avx512_narrow<4, AT>,
+    tile_avx512_narrow<5, AT>,  tile_avx512_narrow<6, AT>,  tile_avx512_narrow<7, AT>,  tile_avx512_narrow<8, AT>,
+    tile_avx512_narrow<9, AT>,  tile_avx512_narrow<10, AT>, tile_avx512_narrow<11, AT>, tile_avx512_narrow<12, AT>,
+    tile_avx512_narrow<13, AT>, tile_avx512_narrow<14, AT>, tile_avx512_narrow<15, AT>, tile_avx512_narrow<16, AT>};
 
-// Column panels outside, row blocks inside: a panel of b (K x 16 or 32 floats) stays in L1 while every row
-// block of a passes over it.
-__attribute__((target("avx2,fma"))) void avx2(float* out, const float* a, const float* b, const float* col_bias,
-                                              const float* row_bias, int M, int K, int N) {
-    for (int n = 0; n < N; n += 16) {
-        const int width = N - n < 16 ? N - n : 16;
-        const auto tile = width == 16 ? tile_avx2<true> : tile_avx2<false>;
-        for (int m = 0; m < M; m += 6) {
-            tile(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
-                 col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 6 ? M - m : 6, K, N,
-                 width);
-        }
+// One column panel [n, n + width) over every row block of `rows_per_tile` rows.
+template <bool AT>
+void panel(const Tile* tiles, int rows_per_tile, float* out, const float* a, const float* b, const float* col_bias,
+           const float* row_bias, int M, int K, int N, int n, int width) {
+    const size_t lda = static_cast<size_t>(AT ? M : K);
+    for (int m = 0; m < M; m += rows_per_tile) {
+        const int rows = M - m < rows_per_tile ? M - m : rows_per_tile;
+        tiles[rows - 1](out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * (AT ? 1 : K), lda, b + n,
+                        col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, K, N, width);
     }
 }
 
-__attribute__((target("avx512f"))) void avx512(float* out, const float* a, const float* b, const float* col_bias,
-                                               const float* row_bias, int M, int K, int N) {
+// Column panels outside, row blocks inside: a panel of b (K x 16 or 32 floats) stays in L1 while every row
+// block of a passes over it.
+template <bool AT>
+void run_avx2(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
+              int N) {
+    for (int n = 0; n < N; n += 16) {
+        const int width = N - n < 16 ? N - n : 16;
+        panel<AT>(width == 16 ? kAvx2Tiles<true, AT> : kAvx2Tiles<false, AT>, 6, out, a, b, col_bias, row_bias, M, K,
+                  N, n, width);
+    }
+}
+
+template <bool AT>
+void run_avx512(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M,
+                int K, int N) {
     for (int n = 0; n < N; n += 32) {
         const int width = N - n < 32 ? N - n : 32;
-        if (width <= 16) {  // the last columns: a 16-wide tile wastes fewer lanes than a 32-wide one
-            for (int m = 0; m < M; m += 16)
-                tile_avx512_narrow(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
-                                   col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr,
-                                   M - m < 16 ? M - m : 16, K, N, width);
-            break;
-        }
-        const auto tile = width == 32 ? tile_avx512<true> : tile_avx512<false>;
-        for (int m = 0; m < M; m += 8) {
-            tile(out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * K, b + n,
-                 col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, M - m < 8 ? M - m : 8, K, N,
-                 width);
-        }
+        if (width <= 16)  // the last columns: a 16-wide tile wastes fewer lanes than a 32-wide one
+            panel<AT>(kNarrowTiles<AT>, 16, out, a, b, col_bias, row_bias, M, K, N, n, width);
+        else
+            panel<AT>(width == 32 ? kAvx512Tiles<true, AT> : kAvx512Tiles<false, AT>, 8, out, a, b, col_bias,
+                      row_bias, M, K, N, n, width);
     }
+}
+
+}  // namespace
+
+void avx2(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
+          int N, bool a_transposed) {
+    (a_transposed ? run_avx2<true> : run_avx2<false>)(out, a, b, col_bias, row_bias, M, K, N);
+}
+
+void avx512(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
+            int N, bool a_transposed) {
+    (a_transposed ? run_avx512<true> : run_avx512<false>)(out, a, b, col_bias, row_bias, M, K, N);
 }
 
 }  // namespace msf::kernels::gemm

@@ -7,12 +7,14 @@ namespace msf::kernels {
 
 // out (M, N) = a (M, K) @ b (K, N)
 void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N);
+// out (M, N) = a_t (K, M)^T @ b (K, N) + row_bias (M, or null) broadcast along rows
+void matmul_at_forward(float* out, const float* a_t, const float* b, const float* row_bias, int M, int K, int N);
 // The GEMM version this CPU runs: "avx512", "avx2" or "portable".
 const char* gemm_isa();
-// out (M, N) = a @ b + col_bias (N, or null) + row_bias (M, or null) with one named version, for tests;
-// false when this CPU or build lacks it.
+// out (M, N) = a @ b + col_bias (N, or null) + row_bias (M, or null) with one named version, for tests; a is
+// (K, M) and read transposed when a_transposed. False when this CPU or build lacks the version.
 bool gemm_forward_isa(const std::string& isa, float* out, const float* a, const float* b, const float* col_bias,
-                      const float* row_bias, int M, int K, int N);
+                      const float* row_bias, int M, int K, int N, bool a_transposed = false);
 // out (M, N) = in (M, K) @ weight (N, K)^T + bias (N); nn.Linear as stored, one dot product per output
 void linear_forward_naive(float* out, const float* in, const float* weight, const float* bias, int M, int K,
                           int N);
@@ -26,25 +28,35 @@ void gelu_forward(float* x, size_t n);
 void gelu_forward_naive(float* x, size_t n);
 // x (rows, cols) in place: softmax over each row
 void softmax_forward(float* x, int rows, int cols);
-// out (rows, C) = layer norm of in (rows, C) over C, eps 1e-5, affine; out may alias in
-void layer_norm_forward(float* out, const float* in, const float* weight, const float* bias, int rows, int C);
-// e (N, d) in place: rows rescaled by sigmoid(w2 (N, H) @ relu(w1 (H, N) @ mean_rows(e))); scratch >= N + H
-void se_layer_forward(float* e, const float* w1, const float* w2, int N, int d, int H, float* scratch);
+// x (rows, cols) in place: softmax down each column
+void softmax_columns_forward(float* x, int rows, int cols);
+// out (rows, C) = layer norm of in + residual (rows, C; residual may be null) over C, eps 1e-5, affine; out may
+// alias in or residual
+void layer_norm_forward(float* out, const float* in, const float* residual, const float* weight, const float* bias,
+                        int rows, int C);
+// e_t (d, N) = E^T in place: E's rows (e_t's columns) rescaled by sigmoid(w2 (N, H) @ relu(w1 (H, N) @
+// mean_rows(E))), the weights given transposed: w1_t (N, H), w2_t (H, N); scratch >= N + H
+void se_layer_forward(float* e_t, const float* w1_t, const float* w2_t, int N, int d, int H, float* scratch);
 
 // Tensors of one SynthAttention(in=D, out=N, r): sizes and pre-transposed dense weight.
 struct SynthAttentionWeights {
     int N, D, d, se_hidden;
     const float* dense_t;  // (D, d)
     const float* dense_b;  // (d)
-    const float* se1;      // (se_hidden, N)
-    const float* se2;      // (N, se_hidden)
+    const float* se1_t;    // (N, se_hidden), SELayer's first weight transposed
+    const float* se2_t;    // (se_hidden, N)
     const float* value_w;  // (d, N), used only when d < N
     const float* value_b;  // (d)
 };
 // Floats of scratch synth_attention_forward needs.
 size_t synth_attention_scratch(const SynthAttentionWeights& w);
-// out (N, D) = softmax(SE(s @ dense^T + b)) (N, d) @ V, V = value_reduce along N (d, D) or s itself
-void synth_attention_forward(float* out, const float* s, const SynthAttentionWeights& w, float* scratch);
+// out (N, D) = softmax(SE(s @ dense^T + b)) (N, d) @ V, V = value_reduce along N (d, D) or s itself; s (N, D)
+// and s_t = s^T (D, N) both given
+void synth_attention_forward(float* out, const float* s, const float* s_t, const SynthAttentionWeights& w,
+                             float* scratch);
+// out_t (D, N) = the same out, transposed
+void synth_attention_t_forward(float* out_t, const float* s, const float* s_t, const SynthAttentionWeights& w,
+                               float* scratch);
 
 struct MixSynthAttentionWeights {
     int T, C, reweight_hidden;

@@ -13,15 +13,16 @@
 namespace msf::kernels {
 
 void gemm::portable(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M,
-                    int K, int N) {
-    // out (M, N) = a (M, K) @ b (K, N) + biases
+                    int K, int N, bool a_transposed) {
+    // out (M, N) = a (M, K) @ b (K, N) + biases; a read as a^T (K, M) when a_transposed
+    const size_t row_stride = a_transposed ? 1 : static_cast<size_t>(K), k_stride = a_transposed ? M : 1;
     for (int m = 0; m < M; ++m) {
         float* o = out + static_cast<size_t>(m) * N;
         const float rb = row_bias ? row_bias[m] : 0.0f;
         for (int n = 0; n < N; ++n) o[n] = (col_bias ? col_bias[n] : 0.0f) + rb;
-        const float* am = a + static_cast<size_t>(m) * K;
+        const float* am = a + static_cast<size_t>(m) * row_stride;
         for (int k = 0; k < K; ++k) {
-            const float s = am[k];
+            const float s = am[static_cast<size_t>(k) * k_stride];
             const float* bk = b + static_cast<size_t>(k) * N;
             for (int n = 0; n < N; ++n) o[n] += s * bk[n];
         }
@@ -46,8 +47,8 @@ gemm::Fn gemm_for(isa::Isa isa) {
 }
 
 void gemm_run(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
-              int N) {
-    if (M > 0 && N > 0) gemm_for(isa::active())(out, a, b, col_bias, row_bias, M, K, N);
+              int N, bool a_transposed = false) {
+    if (M > 0 && N > 0) gemm_for(isa::active())(out, a, b, col_bias, row_bias, M, K, N, a_transposed);
 }
 
 }  // namespace
@@ -55,17 +56,22 @@ void gemm_run(float* out, const float* a, const float* b, const float* col_bias,
 const char* gemm_isa() { return isa::name(isa::active()); }
 
 bool gemm_forward_isa(const std::string& name, float* out, const float* a, const float* b, const float* col_bias,
-                      const float* row_bias, int M, int K, int N) {
+                      const float* row_bias, int M, int K, int N, bool a_transposed) {
     const isa::Entry* e = isa::find(name);
     const gemm::Fn fn = e && e->available ? gemm_for(e->isa) : nullptr;
     if (!fn) return false;
-    if (M > 0 && N > 0) fn(out, a, b, col_bias, row_bias, M, K, N);
+    if (M > 0 && N > 0) fn(out, a, b, col_bias, row_bias, M, K, N, a_transposed);
     return true;
 }
 
 void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N) {
     // out (M, N) = a (M, K) @ b (K, N)
     gemm_run(out, a, b, nullptr, nullptr, M, K, N);
+}
+
+void matmul_at_forward(float* out, const float* a_t, const float* b, const float* row_bias, int M, int K, int N) {
+    // out (M, N) = a_t (K, M)^T @ b (K, N) + row_bias (M)[:, None]
+    gemm_run(out, a_t, b, nullptr, row_bias, M, K, N, true);
 }
 
 void linear_forward_naive(float* out, const float* in, const float* weight, const float* bias, int M, int K,

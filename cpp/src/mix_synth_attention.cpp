@@ -11,7 +11,7 @@ size_t mix_synth_attention_scratch(const MixSynthAttentionWeights& w) {
     const size_t branch = synth_attention_scratch(w.token) > synth_attention_scratch(w.channel)
                               ? synth_attention_scratch(w.token)
                               : synth_attention_scratch(w.channel);
-    // z^T, y_token, y_channel^T, mixed (each T*C), g (T), hidden (H), m (2T), branch scratch
+    // z^T, y_token, y_channel, mixed (each T*C), g (T), hidden (H), m (2T), branch scratch
     return 4 * TC + w.T + w.reweight_hidden + 2 * static_cast<size_t>(w.T) + branch;
 }
 
@@ -19,30 +19,29 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     // out (T, C), z (T, C)
     const int T = w.T, C = w.C;
     const size_t TC = static_cast<size_t>(T) * C;
-    float* z_t = scratch;              // (C, T), later y_channel (T, C)
+    float* z_t = scratch;              // (C, T)
     float* y_token = z_t + TC;         // (T, C)
-    float* y_channel_t = y_token + TC; // (C, T)
-    float* mixed = y_channel_t + TC;   // (T, C)
+    float* y_channel = y_token + TC;   // (T, C)
+    float* mixed = y_channel + TC;     // (T, C)
     float* g = mixed + TC;             // (T)
     float* hidden = g + T;             // (H)
     float* m = hidden + w.reweight_hidden;  // (2T)
     float* branch_scratch = m + 2 * static_cast<size_t>(T);
 
     vmath::transpose(z_t, z, T, C);
-    synth_attention_forward(y_token, z, w.token, branch_scratch);
-    synth_attention_forward(y_channel_t, z_t, w.channel, branch_scratch);
+    synth_attention_forward(y_token, z, z_t, w.token, branch_scratch);
+    // the channel branch attends over channels of z^T; its output comes transposed back to (T, C)
+    synth_attention_t_forward(y_channel, z_t, z, w.channel, branch_scratch);
 
-    // g[t] = mean over channels of y_token + y_channel; the channel branch is read row by row (contiguous)
-    for (int t = 0; t < T; ++t) g[t] = vmath::sum(y_token + static_cast<size_t>(t) * C, C);
-    for (int c = 0; c < C; ++c)
-        for (int t = 0; t < T; ++t) g[t] += y_channel_t[static_cast<size_t>(c) * T + t];
-    for (int t = 0; t < T; ++t) g[t] /= static_cast<float>(C);
+    // g[t] = mean over channels of y_token + y_channel
+    for (int t = 0; t < T; ++t) {
+        const size_t row = static_cast<size_t>(t) * C;
+        g[t] = (vmath::sum(y_token + row, C) + vmath::sum(y_channel + row, C)) / static_cast<float>(C);
+    }
     linear_forward(hidden, g, w.fc1_t, w.fc1_b, 1, T, w.reweight_hidden);
     gelu_forward(hidden, static_cast<size_t>(w.reweight_hidden));
     linear_forward(m, hidden, w.fc2_t, w.fc2_b, 1, w.reweight_hidden, 2 * T);
     softmax_forward(m, T, 2);  // pairs (m[2t], m[2t+1]) are frame t's two branch weights
-    float* y_channel = z_t;  // (T, C), in the place of z^T, read by now: the mixing below then runs along rows
-    vmath::transpose(y_channel, y_channel_t, C, T);
     for (int t = 0; t < T; ++t) {
         const float a_token = m[2 * t], a_channel = m[2 * t + 1];
         const size_t row = static_cast<size_t>(t) * C;

@@ -390,15 +390,13 @@ void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
     for (const LayerStore& l : layers) {
         const Stored<Block::kCount>& t = l.t;
         kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
-        for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
-        kernels::layer_norm_forward(z, tmp, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
+        kernels::layer_norm_forward(z, tmp, z, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
         kernels::linear_forward(hidden, z, t[Block::ff_fc1_weight].data(), t[Block::ff_fc1_bias].data(), T, C, F);
         kernels::gelu_forward(hidden, static_cast<size_t>(T) * F);
         kernels::linear_forward(tmp, hidden, t[Block::ff_fc2_weight].data(), t[Block::ff_fc2_bias].data(), T, F, C);
-        for (size_t i = 0; i < TC; ++i) tmp[i] += z[i];
-        kernels::layer_norm_forward(z, tmp, t[Block::norm2_weight].data(), t[Block::norm2_bias].data(), T, C);
+        kernels::layer_norm_forward(z, tmp, z, t[Block::norm2_weight].data(), t[Block::norm2_bias].data(), T, C);
     }
-    kernels::layer_norm_forward(tmp, z, g[Global::norm_weight].data(), g[Global::norm_bias].data(), T, C);
+    kernels::layer_norm_forward(tmp, z, nullptr, g[Global::norm_weight].data(), g[Global::norm_bias].data(), T, C);
     kernels::linear_forward(out, tmp, g[Global::fc_weight].data(), g[Global::fc_bias].data(), T, C, P);
     for (size_t i = 0; i < static_cast<size_t>(T) * P; ++i) out[i] += x[i];
 }

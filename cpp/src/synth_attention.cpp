@@ -1,26 +1,54 @@
 // SynthAttention (paper eq. 1-4, reduced as in the official code): softmax(SE(dense(S))) @ V
+//
+// The attention A (N, d) is computed as A^T (d, N): the SE means and gates and the softmax then run along
+// rows of N floats (d is short, 12-32 in the official configs, and rows of d vectorised badly), and the GEMM
+// reads A^T as it is (matmul_at_forward). The output comes as (N, D) or as its transpose, whichever the
+// caller needs, each one GEMM.
 #include "kernels.hpp"
 
 namespace msf::kernels {
 
 size_t synth_attention_scratch(const SynthAttentionWeights& w) {
-    // attention (N, d) + values (d, D) + SE scratch (N + H)
+    // attention^T (d, N) + values (d, D) + SE scratch (N + H)
     return static_cast<size_t>(w.N) * w.d + static_cast<size_t>(w.d) * w.D + w.N + w.se_hidden;
 }
 
-void synth_attention_forward(float* out, const float* s, const SynthAttentionWeights& w, float* scratch) {
-    // out (N, D), s (N, D)
-    float* attention = scratch;                                   // (N, d)
-    float* values = attention + static_cast<size_t>(w.N) * w.d;   // (d, D)
-    float* se_scratch = values + static_cast<size_t>(w.d) * w.D;
-    linear_forward(attention, s, w.dense_t, w.dense_b, w.N, w.D, w.d);
-    se_layer_forward(attention, w.se1, w.se2, w.N, w.d, w.se_hidden, se_scratch);
-    softmax_forward(attention, w.N, w.d);
+namespace {
+
+// attention_t (d, N) = softmax over d of SE(s @ dense^T + b), transposed; s_t (D, N)
+void attention_t_forward(float* attention_t, const float* s_t, const SynthAttentionWeights& w, float* se_scratch) {
+    matmul_at_forward(attention_t, w.dense_t, s_t, w.dense_b, w.d, w.D, w.N);  // dense (d, D) @ s^T (D, N) + b
+    se_layer_forward(attention_t, w.se1_t, w.se2_t, w.N, w.d, w.se_hidden, se_scratch);
+    softmax_columns_forward(attention_t, w.d, w.N);
+}
+
+}  // namespace
+
+void synth_attention_forward(float* out, const float* s, const float* s_t, const SynthAttentionWeights& w,
+                             float* scratch) {
+    // out (N, D), s (N, D), s_t (D, N) = s^T
+    float* attention_t = scratch;                                     // (d, N)
+    float* values = attention_t + static_cast<size_t>(w.N) * w.d;     // (d, D)
+    attention_t_forward(attention_t, s_t, w, values + static_cast<size_t>(w.d) * w.D);
+    if (w.d < w.N) {
+        linear_left_forward(values, w.value_w, w.value_b, s, w.d, w.N, w.D);  // value_reduce along N
+        matmul_at_forward(out, attention_t, values, nullptr, w.N, w.d, w.D);
+    } else {
+        matmul_at_forward(out, attention_t, s, nullptr, w.N, w.N, w.D);
+    }
+}
+
+void synth_attention_t_forward(float* out_t, const float* s, const float* s_t, const SynthAttentionWeights& w,
+                               float* scratch) {
+    // out_t (D, N) = out^T, s (N, D), s_t (D, N) = s^T
+    float* attention_t = scratch;                                     // (d, N)
+    float* values = attention_t + static_cast<size_t>(w.N) * w.d;     // (d, D)
+    attention_t_forward(attention_t, s_t, w, values + static_cast<size_t>(w.d) * w.D);
     if (w.d < w.N) {
         linear_left_forward(values, w.value_w, w.value_b, s, w.d, w.N, w.D);
-        matmul_forward(out, attention, values, w.N, w.d, w.D);
+        matmul_at_forward(out_t, values, attention_t, nullptr, w.D, w.d, w.N);  // V^T (D, d) @ A^T (d, N)
     } else {
-        matmul_forward(out, attention, s, w.N, w.d, w.D);
+        matmul_forward(out_t, s_t, attention_t, w.D, w.N, w.N);  // s^T (D, N) @ A^T (N, N)
     }
 }
 

@@ -31,13 +31,15 @@ bool kernel_close(const std::string& what, const std::vector<float>& got, const 
 }
 
 // An nn.Linear weight (N, K) as kernels::linear_forward reads it: (K, N).
-std::vector<float> transposed(const Array& w) {
-    const size_t N = w.shape.at(0), K = w.shape.at(1);
-    std::vector<float> t(N * K);
-    for (size_t n = 0; n < N; ++n)
-        for (size_t i = 0; i < K; ++i) t[i * N + n] = static_cast<float>(w.values[n * K + i]);
+std::vector<float> transposed(const std::vector<float>& x, size_t rows, size_t cols) {
+    // (rows, cols) -> (cols, rows)
+    std::vector<float> t(rows * cols);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c) t[c * rows + r] = x[r * cols + c];
     return t;
 }
+
+std::vector<float> transposed(const Array& w) { return transposed(w.f32(), w.shape.at(0), w.shape.at(1)); }
 
 void test_linear() {
     for (const std::string p : {"linear", "linear_row", "linear_nobias"}) {
@@ -68,11 +70,11 @@ void test_matmul() {
     kernel_close("linear_left_forward", out, "linear_left.out");
 }
 
-// Every GEMM version this CPU has, with each combination of biases.
+// Every GEMM version this CPU has, with each combination of biases, and with a given transposed.
 void test_gemm() {
     const Array &a = get("gemm.a"), &b = get("gemm.b");
     const int M = a.dim(0), K = a.dim(1), N = b.dim(1);
-    const std::vector<float> af = a.f32(), bf = b.f32();
+    const std::vector<float> af = a.f32(), bf = b.f32(), af_t = transposed(a);
     const std::vector<float> col = get("gemm.col_bias").f32(), row = get("gemm.row_bias").f32();
     const std::vector<double>& plain = get("gemm.plain").values;
     std::vector<double> with_col(plain), with_row(plain);
@@ -102,6 +104,9 @@ void test_gemm() {
         run(nullptr, nullptr, plain, "");
         run(col.data(), nullptr, with_col, " with col_bias");
         run(nullptr, row.data(), with_row, " with row_bias");
+        std::fill(out.begin(), out.end(), NAN);
+        CHECK(k::gemm_forward_isa(isa, out.data(), af_t.data(), bf.data(), col.data(), row.data(), M, K, N, true));
+        test::close("gemm " + isa + " with a transposed", out.data(), both, test::kKernelRtol, test::kKernelAtolOfMax);
     }
     std::printf("\n");
     CHECK(!k::gemm_forward_isa("sse9", nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 1));
@@ -124,22 +129,30 @@ void test_pointwise() {
     x = s.f32();
     k::softmax_forward(x.data(), s.dim(0), s.dim(1));
     kernel_close("softmax_forward", x, "softmax.out");
+    x = transposed(s);  // the same rows as the columns of x^T
+    k::softmax_columns_forward(x.data(), s.dim(1), s.dim(0));
+    kernel_close("softmax_columns_forward", transposed(x, s.dim(1), s.dim(0)), "softmax.out");
 
     const Array& ln = get("layer_norm.x");
     const std::vector<float> in = ln.f32(), w = get("layer_norm.weight").f32(), b = get("layer_norm.bias").f32();
     std::vector<float> out(in.size(), NAN);
-    k::layer_norm_forward(out.data(), in.data(), w.data(), b.data(), ln.dim(0), ln.dim(1));
+    k::layer_norm_forward(out.data(), in.data(), nullptr, w.data(), b.data(), ln.dim(0), ln.dim(1));
     kernel_close("layer_norm_forward", out, "layer_norm.out");
     x = in;  // documented: out may alias in
-    k::layer_norm_forward(x.data(), x.data(), w.data(), b.data(), ln.dim(0), ln.dim(1));
+    k::layer_norm_forward(x.data(), x.data(), nullptr, w.data(), b.data(), ln.dim(0), ln.dim(1));
+    CHECK(x == out);
+    // in + residual, out aliasing the residual as the model calls it: a residual of zeros changes nothing
+    x.assign(in.size(), 0.0f);
+    k::layer_norm_forward(x.data(), in.data(), x.data(), w.data(), b.data(), ln.dim(0), ln.dim(1));
     CHECK(x == out);
 
     const Array &e = get("se_layer.e"), &w1 = get("se_layer.w1");
     const int N = e.dim(0), d = e.dim(1), H = w1.dim(0);
-    x = e.f32();
+    x = transposed(e);  // the kernel's layouts: e^T (d, N), both weights transposed
     std::vector<float> scratch(static_cast<size_t>(N + H), NAN);
-    k::se_layer_forward(x.data(), w1.f32().data(), get("se_layer.w2").f32().data(), N, d, H, scratch.data());
-    kernel_close("se_layer_forward", x, "se_layer.out");
+    k::se_layer_forward(x.data(), transposed(w1).data(), transposed(get("se_layer.w2")).data(), N, d, H,
+                        scratch.data());
+    kernel_close("se_layer_forward", transposed(x, d, N), "se_layer.out");
 }
 
 // One SynthAttention's tensors under `prefix`, in kernel layout, and the view the kernels take.
@@ -153,8 +166,8 @@ struct Synth {
         CHECK(dense.dim(1) == D);
         dense_t = transposed(dense);
         dense_b = get(prefix + "dense.bias").f32();
-        se1 = get(prefix + "se.fc.0.weight").f32();
-        se2 = get(prefix + "se.fc.2.weight").f32();
+        se1 = transposed(get(prefix + "se.fc.0.weight"));
+        se2 = transposed(get(prefix + "se.fc.2.weight"));
         if (d < N) {
             value_w = get(prefix + "value_reduce.weight").f32();
             value_b = get(prefix + "value_reduce.bias").f32();
@@ -170,8 +183,11 @@ void test_attention() {
         const Synth synth(p + ".", s.dim(0), s.dim(1));
         CHECK((synth.w.d < synth.w.N) == (p == "synth_reduced"));
         std::vector<float> out(s.values.size(), NAN), scratch(k::synth_attention_scratch(synth.w), NAN);
-        k::synth_attention_forward(out.data(), s.f32().data(), synth.w, scratch.data());
+        const std::vector<float> s_t = transposed(s);
+        k::synth_attention_forward(out.data(), s.f32().data(), s_t.data(), synth.w, scratch.data());
         kernel_close(p + ": synth_attention_forward", out, p + ".out");
+        k::synth_attention_t_forward(out.data(), s.f32().data(), s_t.data(), synth.w, scratch.data());
+        kernel_close(p + ": synth_attention_t_forward", transposed(out, s.dim(1), s.dim(0)), p + ".out");
     }
 
     const Array& z = get("mix.z");

@@ -30,9 +30,11 @@ def gemm(
     col_bias: npt.ArrayLike | None = None,
     row_bias: npt.ArrayLike | None = None,
     isa: str = "portable",
+    a_transposed: bool = False,
 ) -> npt.NDArray[np.float32]:
     """a (M, K) @ b (K, N) + col_bias (N) + row_bias (M)[:, None], by the GEMM version for `isa` (a name
-    of msf._core.isas(); InputError if it is not available on this CPU)"""
+    of msf._core.isas(); InputError if it is not available on this CPU); with a_transposed, a is given as
+    a^T (K, M)"""
 
 def gelu(x: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
     """x * Phi(x) (the exact, erf form) of every element; same shape"""
@@ -43,14 +45,23 @@ def gelu_naive(x: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
 def softmax(x: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
     """x (rows, cols), cols >= 1 -> softmax of each row"""
 
-def layer_norm(x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
-    """x (rows, C), weight (C), bias (C) -> each row layer-normalised over C (eps 1e-5), affine"""
+def softmax_columns(x: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
+    """x (rows, cols), rows >= 1 -> softmax of each column"""
+
+def layer_norm(
+    x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike, residual: npt.ArrayLike | None = None
+) -> npt.NDArray[np.float32]:
+    """x (rows, C), weight (C), bias (C), residual (rows, C) or None -> each row of x + residual
+    layer-normalised over C (eps 1e-5), affine"""
 
 def se_layer(e: npt.ArrayLike, w1: npt.ArrayLike, w2: npt.ArrayLike, /) -> npt.NDArray[np.float32]:
     """e (N, d), w1 (H, N), w2 (N, H) -> (N, d)"""
 
-def synth_attention(s: npt.ArrayLike, p: dict[str, npt.ArrayLike], /) -> npt.NDArray[np.float32]:
-    """s (N, D), p: the module's tensors by state-dict name (dense.weight, ...) -> (N, D)"""
+def synth_attention(
+    s: npt.ArrayLike, p: dict[str, npt.ArrayLike], transposed_out: bool = False
+) -> npt.NDArray[np.float32]:
+    """s (N, D), p: the module's tensors by state-dict name (dense.weight, ...) -> (N, D), or its
+    transpose (D, N) with transposed_out"""
 
 def mix_synth_attention(z: npt.ArrayLike, p: dict[str, npt.ArrayLike], /) -> npt.NDArray[np.float32]:
     """z (T, C), p: synth_att's tensors by state-dict name (synth_token.dense.weight, ...) -> (T, C)"""

@@ -64,7 +64,7 @@ def _synthesiser(branch: str, n: str, d_in: str, d: str, se: str) -> list[Tensor
     """SynthAttenOp over n items of d_in features reduced to d (Eq. 3-5), with its SELayer (hidden se)."""
     p = f"synth_att.{branch}."
     return [*_linear(p + "dense.", d, d_in),
-            TensorSpec(p + "se.fc.0.weight", (se, n)), TensorSpec(p + "se.fc.2.weight", (n, se)),
+            TensorSpec(p + "se.fc.0.weight", (se, n), True), TensorSpec(p + "se.fc.2.weight", (n, se), True),
             *_linear(p + "value_reduce.", d, n, transposed=False, needed_if=(d, n))]
 
 

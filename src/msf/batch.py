@@ -342,11 +342,23 @@ def run(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, recover_
     return summary
 
 
+_WORKER_DIED = "a worker process died (killed, or out of memory); stopping"
+
+
 def _run_pool(todo, jobs: int, pickled: bytes, stop, tag: str, report) -> None:
     context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and locks
     with ProcessPoolExecutor(min(jobs, max(1, len(todo))), mp_context=context, initializer=_init_worker,
                              initargs=(pickled, stop)) as pool:
-        futures = {pool.submit(_task, source, output, tag): (source, size) for source, output, size in todo}
+        futures, broken = {}, False
+        for i, (source, output, size) in enumerate(todo):
+            try:
+                futures[pool.submit(_task, source, output, tag)] = (source, size)
+            except BrokenProcessPool:  # a worker died while the later inputs were still being handed out
+                for source, _, size in todo[i:]:
+                    report(source, size, "broken", _WORKER_DIED, [])
+                broken = True
+                stop.set()
+                break
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -358,13 +370,18 @@ def _run_pool(todo, jobs: int, pickled: bytes, stop, tag: str, report) -> None:
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    result = ("broken", "a worker process died (killed, or out of memory); stopping", [])
+                    result, broken = ("broken", _WORKER_DIED, []), True
                 report(source, size, *result)
                 if result[0] == "broken":
                     stop.set()
             if stop.is_set():
                 for future in pending:
                     future.cancel()
+        if broken:
+            # The executor stops its workers when one dies, but not one it was still starting (submit starts
+            # them one by one), and then waits for that one forever (CPython 3.11); end them all here.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
 
 
 def _size(path: Path) -> int:

@@ -10,6 +10,8 @@
 
 #ifdef MSF_X86
 #include <immintrin.h>
+
+#include "exp_x86.hpp"
 #endif
 
 namespace msf::kernels {
@@ -49,15 +51,13 @@ constexpr float kF[] = {0.19480396807193756f,  0.5735555291175842f,  0.558528900
                         0.09840279072523117f,  -0.3691104054450989f, 0.595766007900238f,
                         -1.531198634552311e-08f};  // highest degree first
 constexpr int kDegree = sizeof kF / sizeof kF[0] - 1;
-// e^r = 1 + r (1 + r (kE[4] + r (kE[3] + ... + r kE[0]))) on |r| <= 0.348: minimax, relative error < 3.3e-9 in
-// float32 coefficients (our own fit)
-constexpr float kE[] = {0.0013818735023960471f, 0.0083687212318182f, 0.04166829213500023f, 0.1666652113199234f,
-                        0.4999999403953552f};
+// e^r's polynomial and the constants of the reduction, shared with softmax.cpp's exp
+using exp_x86::kE;
+using exp_x86::kLn2Hi;
+using exp_x86::kLn2Lo;
+using exp_x86::kLog2e;
+using exp_x86::kRound;
 constexpr float kClamp = 14.5f;
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693147182464599609375f;   // float(ln 2)
-constexpr float kLn2Lo = -1.904654323148236e-09f;    // ln 2 - kLn2Hi
-constexpr float kRound = 12582912.0f;                // 1.5 * 2^23: adding it rounds to an integer
 
 // Independent vectors per step: the formula is one chain of ~30 dependent operations, too long for the
 // out-of-order window to overlap enough iterations of a one-vector loop (measured: 4 vectors ~25% faster).

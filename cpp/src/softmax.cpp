@@ -1,4 +1,5 @@
 // softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x) over each row, or down each column (paper eq. 3)
+#include "exp_x86.hpp"
 #include "kernels.hpp"
 #include "vmath.hpp"
 
@@ -7,6 +8,17 @@ namespace msf::kernels {
 static MSF_INLINE void softmax_forward_body(float* x, int rows, int cols) {
     // x (rows, cols) in place. The rows are short (the mixing MLP's pairs), so the exponentials run as one
     // loop over the whole matrix, where vectorisation pays, between the per-row max and sum passes.
+    if (cols == 2) {  // the pairs: the same operations as below, in one loop the compiler vectorises
+        for (int r = 0; r < rows; ++r) {
+            float* row = x + 2 * static_cast<size_t>(r);
+            const float max = row[1] > row[0] ? row[1] : row[0];
+            const float e0 = vmath::exp(row[0] - max), e1 = vmath::exp(row[1] - max);
+            const float inv = 1.0f / (e0 + e1);
+            row[0] = e0 * inv;
+            row[1] = e1 * inv;
+        }
+        return;
+    }
     for (int r = 0; r < rows; ++r) {
         float* row = x + static_cast<size_t>(r) * cols;
         const float max = vmath::max(row, cols);
@@ -21,7 +33,7 @@ static MSF_INLINE void softmax_forward_body(float* x, int rows, int cols) {
     }
 }
 
-static MSF_INLINE void softmax_columns_forward_body(float* x, int rows, int cols) {
+static MSF_INLINE void softmax_columns_generic_body(float* x, int rows, int cols) {
     // x (rows, cols) in place, each column normalised. Every pass runs along rows, over a block of columns whose
     // maxima and sums stay in the stack (and the block in L1): no horizontal reductions, whatever `rows` is.
     constexpr int kBlock = 64;
@@ -51,6 +63,69 @@ static MSF_INLINE void softmax_columns_forward_body(float* x, int rows, int cols
 }
 
 MSF_ISA_DISPATCH(void, softmax_forward, (float* x, int rows, int cols), (x, rows, cols))
-MSF_ISA_DISPATCH(void, softmax_columns_forward, (float* x, int rows, int cols), (x, rows, cols))
+
+#ifdef MSF_X86
+// GCC 12's AVX-512 intrinsics pass a self-initialised placeholder (_mm512_undefined_ps) that -Wextra flags once
+// inlined here (as in gelu.cpp)
+#ifndef __clang__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+namespace {
+
+// The same passes by hand on AVX-512: exp_x86::exp_nonpositive16 (no clamps or selects; the arguments x - max
+// are <= 0) and masked loads and stores for the last columns, which the generic loop does one by one
+// (N = 101 leaves 5). 4 vectors of columns per block, for independent chains in the max and sum passes.
+__attribute__((target("avx512f"))) void softmax_columns_avx512(float* x, int rows, int cols) {
+    // x (rows, cols) in place
+    constexpr int kVectors = 4;
+    for (int c0 = 0; c0 < cols; c0 += 16 * kVectors) {
+        __mmask16 mask[kVectors];
+        for (int v = 0; v < kVectors; ++v) {
+            const int left = cols - c0 - 16 * v;
+            mask[v] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+        }
+        float* block = x + c0;
+        __m512 max[kVectors], sum[kVectors];
+        for (int v = 0; v < kVectors; ++v) max[v] = _mm512_maskz_loadu_ps(mask[v], block + 16 * v);
+        for (int r = 1; r < rows; ++r) {
+            const float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v)  // max(row, max): a NaN in row is passed over, as in the loop above
+                max[v] = _mm512_max_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]);
+        }
+        for (int v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_ps();
+        for (int r = 0; r < rows; ++r) {
+            float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v) {
+                const __m512 e = exp_x86::exp_nonpositive16(
+                    _mm512_sub_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]));
+                _mm512_mask_storeu_ps(row + 16 * v, mask[v], e);
+                sum[v] = _mm512_add_ps(sum[v], e);
+            }
+        }
+        for (int v = 0; v < kVectors; ++v) sum[v] = _mm512_div_ps(_mm512_set1_ps(1.0f), sum[v]);
+        for (int r = 0; r < rows; ++r) {
+            float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v)
+                _mm512_mask_storeu_ps(row + 16 * v, mask[v],
+                                      _mm512_mul_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), sum[v]));
+        }
+    }
+}
+
+}  // namespace
+#ifndef __clang__
+#pragma GCC diagnostic pop
+#endif
+
+MSF_ISA_DISPATCH(void, softmax_columns_generic, (float* x, int rows, int cols), (x, rows, cols))
+
+void softmax_columns_forward(float* x, int rows, int cols) {
+    if (isa::active() == isa::Isa::avx512) return softmax_columns_avx512(x, rows, cols);
+    softmax_columns_generic(x, rows, cols);
+}
+#else
+void softmax_columns_forward(float* x, int rows, int cols) { softmax_columns_generic_body(x, rows, cols); }
+#endif
 
 }  // namespace msf::kernels

@@ -194,17 +194,22 @@ struct LayerStore {
 
 }  // namespace
 
+// Windows go through the layers kChunk at a time: a layer's weights then serve kChunk windows while they are in
+// cache (aist-size models exceed a 2 MB L2 in all), and each window's arithmetic is what it is alone.
+constexpr size_t kChunk = 8;
+
 struct Model::Impl {
     Config config;
     Metadata metadata;
     Stored<Global::kCount> global;
     std::vector<LayerStore> layers;
-    size_t workspace_floats = 0;
+    size_t workspace_floats = 0;        // one window's: the plausibility rule below reads this
+    size_t chunk_workspace_floats = 0;  // kChunk windows', what a worker allocates
     float max_abs_weight = 0.0f;
     std::mutex pool_mutex;
     std::vector<std::unique_ptr<std::vector<float>>> pool;  // idle workspaces, one per concurrent caller
 
-    void forward_window(const float* kf, float* out, float* ws) const;
+    void forward_chunk(const float* kf, float* out, size_t n, float* ws) const;
     std::unique_ptr<std::vector<float>> acquire_workspace();
     void release_workspace(std::unique_ptr<std::vector<float>> ws);
 };
@@ -371,34 +376,48 @@ Model::Model(TensorMap tensors, Metadata metadata) : impl_(std::make_unique<Impl
                            " floats of workspace for " + std::to_string(weight_floats) + " weights (at most " +
                            std::to_string(kWorkspacePerWeight) + " per weight + " +
                            std::to_string(kWorkspaceAllowance) + ")");
+    // x (T, P) and z (T, C) for each window of a chunk; tmp, hidden and the scratch are shared
+    m.chunk_workspace_floats = m.workspace_floats + (kChunk - 1) * (static_cast<size_t>(T) * c.P + TC);
 }
 
-void Model::Impl::forward_window(const float* kf, float* out, float* ws) const {
-    // kf (Q+1, P) -> out (T, P)
+void Model::Impl::forward_chunk(const float* kf, float* out, size_t n, float* ws) const {
+    // kf (n, Q+1, P) -> out (n, T, P), n <= kChunk: each layer for every window, then the next layer
     const Config& c = config;
     const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden;
-    const size_t TC = static_cast<size_t>(T) * C;
-    float* x = ws;                                     // (T, P)
-    float* z = x + static_cast<size_t>(T) * P;         // (T, C)
-    float* tmp = z + TC;                               // (T, C)
-    float* hidden = tmp + TC;                          // (T, F)
+    const size_t TC = static_cast<size_t>(T) * C, TP = static_cast<size_t>(T) * P;
+    const size_t in_size = static_cast<size_t>(c.n_keyframes()) * P;
+    float* xs = ws;                   // (n, T, P)
+    float* zs = xs + kChunk * TP;     // (n, T, C)
+    float* tmp = zs + kChunk * TC;    // (T, C)
+    float* hidden = tmp + TC;         // (T, F)
     float* scratch = hidden + static_cast<size_t>(T) * F;
     const Stored<Global::kCount>& g = global;
-    kernels::linear_left_forward(x, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(), kf, T,
-                                 c.n_keyframes(), P);
-    kernels::linear_forward(z, x, g[Global::encoder_emb_weight].data(), g[Global::encoder_emb_bias].data(), T, P, C);
+    for (size_t w = 0; w < n; ++w) {
+        kernels::linear_left_forward(xs + w * TP, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(),
+                                     kf + w * in_size, T, c.n_keyframes(), P);
+        kernels::linear_forward(zs + w * TC, xs + w * TP, g[Global::encoder_emb_weight].data(),
+                                g[Global::encoder_emb_bias].data(), T, P, C);
+    }
     for (const LayerStore& l : layers) {
         const Stored<Block::kCount>& t = l.t;
-        kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
-        kernels::layer_norm_forward(z, tmp, z, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
-        kernels::linear_forward(hidden, z, t[Block::ff_fc1_weight].data(), t[Block::ff_fc1_bias].data(), T, C, F);
-        kernels::gelu_forward(hidden, static_cast<size_t>(T) * F);
-        kernels::linear_forward(tmp, hidden, t[Block::ff_fc2_weight].data(), t[Block::ff_fc2_bias].data(), T, F, C);
-        kernels::layer_norm_forward(z, tmp, z, t[Block::norm2_weight].data(), t[Block::norm2_bias].data(), T, C);
+        for (size_t w = 0; w < n; ++w) {
+            float* z = zs + w * TC;
+            kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
+            kernels::layer_norm_forward(z, tmp, z, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
+            kernels::linear_forward(hidden, z, t[Block::ff_fc1_weight].data(), t[Block::ff_fc1_bias].data(), T, C, F);
+            kernels::gelu_forward(hidden, static_cast<size_t>(T) * F);
+            kernels::linear_forward(tmp, hidden, t[Block::ff_fc2_weight].data(), t[Block::ff_fc2_bias].data(), T, F, C);
+            kernels::layer_norm_forward(z, tmp, z, t[Block::norm2_weight].data(), t[Block::norm2_bias].data(), T, C);
+        }
     }
-    kernels::layer_norm_forward(tmp, z, nullptr, g[Global::norm_weight].data(), g[Global::norm_bias].data(), T, C);
-    kernels::linear_forward(out, tmp, g[Global::fc_weight].data(), g[Global::fc_bias].data(), T, C, P);
-    for (size_t i = 0; i < static_cast<size_t>(T) * P; ++i) out[i] += x[i];
+    for (size_t w = 0; w < n; ++w) {
+        const float* x = xs + w * TP;
+        float* o = out + w * TP;
+        kernels::layer_norm_forward(tmp, zs + w * TC, nullptr, g[Global::norm_weight].data(),
+                                    g[Global::norm_bias].data(), T, C);
+        kernels::linear_forward(o, tmp, g[Global::fc_weight].data(), g[Global::fc_bias].data(), T, C, P);
+        for (size_t i = 0; i < TP; ++i) o[i] += x[i];
+    }
 }
 
 std::unique_ptr<std::vector<float>> Model::Impl::acquire_workspace() {
@@ -410,7 +429,7 @@ std::unique_ptr<std::vector<float>> Model::Impl::acquire_workspace() {
             return ws;
         }
     }
-    return std::make_unique<std::vector<float>>(workspace_floats);
+    return std::make_unique<std::vector<float>>(chunk_workspace_floats);
 }
 
 void Model::Impl::release_workspace(std::unique_ptr<std::vector<float>> ws) {
@@ -433,16 +452,19 @@ void Model::refine(const float* keyframes, float* out, std::size_t batch, int th
     // every worker's workspace is taken before any thread starts, so a failed allocation leaves nothing running
     std::vector<std::unique_ptr<std::vector<float>>> spaces;
     for (size_t w = 0; w < workers; ++w) spaces.push_back(m.acquire_workspace());
-    // per worker, its first window whose output is not finite (its later windows are skipped)
+    // per worker, its first window whose output is not finite (its later chunks are skipped)
     std::vector<size_t> overflowed(workers, batch);
     auto run = [&](size_t w) {  // windows [w*batch/workers, (w+1)*batch/workers): contiguous, balanced
         const FlushSubnormals flush;
-        for (size_t b = w * batch / workers; b < (w + 1) * batch / workers; ++b) {
-            m.forward_window(keyframes + b * in_size, out + b * out_size, spaces[w]->data());
-            if (!all_finite(out + b * out_size, out_size)) {
-                overflowed[w] = b;
-                break;
-            }
+        const size_t end = (w + 1) * batch / workers;
+        for (size_t b = w * batch / workers; b < end && overflowed[w] == batch; b += kChunk) {
+            const size_t n = std::min(kChunk, end - b);
+            m.forward_chunk(keyframes + b * in_size, out + b * out_size, n, spaces[w]->data());
+            for (size_t i = b; i < b + n; ++i)
+                if (!all_finite(out + i * out_size, out_size)) {
+                    overflowed[w] = i;
+                    break;
+                }
         }
     };
     std::vector<std::thread> pool;

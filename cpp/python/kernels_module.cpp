@@ -13,22 +13,18 @@
 
 namespace {
 
-// Transposed copy of an (N, K) nn.Linear weight, the layout kernels::linear_forward reads.
-std::vector<float> transposed(const Array& w) {
-    require(w.ndim() == 2, "weight must be 2-D");
-    const auto N = w.shape(0), K = w.shape(1);
-    std::vector<float> t(static_cast<size_t>(N * K));
-    for (py::ssize_t n = 0; n < N; ++n)
-        for (py::ssize_t k = 0; k < K; ++k) t[static_cast<size_t>(k * N + n)] = w.data()[n * K + k];
-    return t;
-}
-
 // (rows, cols) -> (cols, rows)
 std::vector<float> transposed(const float* x, py::ssize_t rows, py::ssize_t cols) {
     std::vector<float> t(static_cast<size_t>(rows * cols));
     for (py::ssize_t r = 0; r < rows; ++r)
         for (py::ssize_t c = 0; c < cols; ++c) t[static_cast<size_t>(c * rows + r)] = x[r * cols + c];
     return t;
+}
+
+// Transposed copy of an (N, K) nn.Linear weight, the layout kernels::linear_forward reads.
+std::vector<float> transposed(const Array& w) {
+    require(w.ndim() == 2, "weight must be 2-D");
+    return transposed(w.data(), w.shape(0), w.shape(1));
 }
 
 struct SynthArgs {

@@ -7,6 +7,16 @@
 #ifdef MSF_X86
 #include <immintrin.h>
 
+// Around code written with AVX-512 intrinsics: GCC 12's pass a self-initialised placeholder
+// (_mm512_undefined_ps) that -Wextra flags once inlined (Clang does not know the warning).
+#if defined(__GNUC__) && !defined(__clang__)
+#define MSF_INTRINSICS_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define MSF_INTRINSICS_END _Pragma("GCC diagnostic pop")
+#else
+#define MSF_INTRINSICS_BEGIN
+#define MSF_INTRINSICS_END
+#endif
+
 namespace msf::exp_x86 {
 
 // e^r = 1 + r (1 + r (kE[4] + r (kE[3] + ... + r kE[0]))) on |r| <= 0.348: minimax, relative error < 3.3e-9 in

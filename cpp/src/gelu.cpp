@@ -27,12 +27,7 @@ static MSF_INLINE void gelu_forward_body(float* x, size_t n) {
 }
 
 #ifdef MSF_X86
-// GCC 12's AVX-512 intrinsics pass a self-initialised placeholder (_mm512_undefined_ps) that -Wextra flags once
-// inlined here (Clang does not know the warning)
-#ifndef __clang__
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+MSF_INTRINSICS_BEGIN
 namespace {
 
 // With a = min(|x|, 14.5), s = -a/2 / (1 + a/2) in (-0.88, 0] and
@@ -170,9 +165,7 @@ __attribute__((target("avx2,fma"))) void gelu_avx2(float* x, size_t n) {
 void gelu_baseline(float* x, size_t n) { gelu_forward_body(x, n); }
 
 }  // namespace
-#ifndef __clang__
-#pragma GCC diagnostic pop
-#endif
+MSF_INTRINSICS_END
 
 void gelu_forward(float* x, size_t n) {
     switch (isa::active()) {

@@ -65,12 +65,7 @@ static MSF_INLINE void softmax_columns_generic_body(float* x, int rows, int cols
 MSF_ISA_DISPATCH(void, softmax_forward, (float* x, int rows, int cols), (x, rows, cols))
 
 #ifdef MSF_X86
-// GCC 12's AVX-512 intrinsics pass a self-initialised placeholder (_mm512_undefined_ps) that -Wextra flags once
-// inlined here (as in gelu.cpp)
-#ifndef __clang__
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+MSF_INTRINSICS_BEGIN
 namespace {
 
 // The same passes by hand on AVX-512: exp_x86::exp_nonpositive16 (no clamps or selects; the arguments x - max
@@ -114,9 +109,7 @@ __attribute__((target("avx512f"))) void softmax_columns_avx512(float* x, int row
 }
 
 }  // namespace
-#ifndef __clang__
-#pragma GCC diagnostic pop
-#endif
+MSF_INTRINSICS_END
 
 MSF_ISA_DISPATCH(void, softmax_columns_generic, (float* x, int rows, int cols), (x, rows, cols))
 

@@ -15,41 +15,33 @@ size_t synth_attention_scratch(const SynthAttentionWeights& w) {
 
 namespace {
 
-// attention_t (d, N) = softmax over d of SE(s @ dense^T + b), transposed; s_t (D, N)
-void attention_t_forward(float* attention_t, const float* s_t, const SynthAttentionWeights& w, float* se_scratch) {
+// The attention^T (d, N) = softmax over d of SE(s @ dense^T + b), transposed, into scratch, and the values:
+// V = value_reduce of s along N (d, D) into scratch when d < N, else s itself (then d = N). Returns V.
+const float* attention_t_and_values(float* attention_t, const float* s, const float* s_t,
+                                    const SynthAttentionWeights& w) {
+    float* values = attention_t + static_cast<size_t>(w.N) * w.d;  // (d, D)
     matmul_at_forward(attention_t, w.dense_t, s_t, w.dense_b, w.d, w.D, w.N);  // dense (d, D) @ s^T (D, N) + b
-    se_layer_forward(attention_t, w.se1_t, w.se2_t, w.N, w.d, w.se_hidden, se_scratch);
+    se_layer_forward(attention_t, w.se1_t, w.se2_t, w.N, w.d, w.se_hidden, values + static_cast<size_t>(w.d) * w.D);
     softmax_columns_forward(attention_t, w.d, w.N);
+    if (w.d == w.N) return s;
+    linear_left_forward(values, w.value_w, w.value_b, s, w.d, w.N, w.D);
+    return values;
 }
 
 }  // namespace
 
 void synth_attention_forward(float* out, const float* s, const float* s_t, const SynthAttentionWeights& w,
                              float* scratch) {
-    // out (N, D), s (N, D), s_t (D, N) = s^T
-    float* attention_t = scratch;                                     // (d, N)
-    float* values = attention_t + static_cast<size_t>(w.N) * w.d;     // (d, D)
-    attention_t_forward(attention_t, s_t, w, values + static_cast<size_t>(w.d) * w.D);
-    if (w.d < w.N) {
-        linear_left_forward(values, w.value_w, w.value_b, s, w.d, w.N, w.D);  // value_reduce along N
-        matmul_at_forward(out, attention_t, values, nullptr, w.N, w.d, w.D);
-    } else {
-        matmul_at_forward(out, attention_t, s, nullptr, w.N, w.N, w.D);
-    }
+    // out (N, D) = A (N, d) @ V (d, D), s (N, D), s_t (D, N) = s^T
+    const float* values = attention_t_and_values(scratch, s, s_t, w);
+    matmul_at_forward(out, scratch, values, nullptr, w.N, w.d, w.D);
 }
 
 void synth_attention_t_forward(float* out_t, const float* s, const float* s_t, const SynthAttentionWeights& w,
                                float* scratch) {
-    // out_t (D, N) = out^T, s (N, D), s_t (D, N) = s^T
-    float* attention_t = scratch;                                     // (d, N)
-    float* values = attention_t + static_cast<size_t>(w.N) * w.d;     // (d, D)
-    attention_t_forward(attention_t, s_t, w, values + static_cast<size_t>(w.d) * w.D);
-    if (w.d < w.N) {
-        linear_left_forward(values, w.value_w, w.value_b, s, w.d, w.N, w.D);
-        matmul_at_forward(out_t, values, attention_t, nullptr, w.D, w.d, w.N);  // V^T (D, d) @ A^T (d, N)
-    } else {
-        matmul_forward(out_t, s_t, attention_t, w.D, w.N, w.N);  // s^T (D, N) @ A^T (N, N)
-    }
+    // out_t (D, N) = out^T = V^T (D, d) @ A^T (d, N), s (N, D), s_t (D, N) = s^T
+    const float* values = attention_t_and_values(scratch, s, s_t, w);
+    matmul_at_forward(out_t, values, scratch, nullptr, w.D, w.d, w.N);
 }
 
 }  // namespace msf::kernels

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -57,6 +58,27 @@ private:
     [[maybe_unused]] uint64_t saved_ = 0;
 };
 
+// 64-byte aligned storage for weights and workspaces: an AVX-512 load or store of a 64-byte row then never
+// straddles two cache lines. Sub-buffers of a workspace start at multiples of kAlignFloats.
+constexpr size_t kAlign = 64, kAlignFloats = kAlign / sizeof(float);
+
+template <class T>
+struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <class U>
+    CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kAlign})); }
+    void deallocate(T* p, size_t) noexcept { ::operator delete(p, std::align_val_t{kAlign}); }
+    template <class U>
+    bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const CacheLineAllocator<U>&) const noexcept { return false; }
+};
+using Floats = std::vector<float, CacheLineAllocator<float>>;
+
+size_t aligned_floats(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
 // Whether all n floats are finite: exponent bits not all ones, tested on the bits so that it vectorises.
 bool all_finite(const float* x, size_t n) {
     uint32_t bad = 0;
@@ -82,7 +104,8 @@ std::string shape_str(const std::vector<int64_t>& shape) {
     return s.str();
 }
 
-// Tensors by name, each used at most once, checked against the expected shape; taking one moves its data out.
+// Tensors by name, each used at most once, checked against the expected shape; taking one copies its data into
+// aligned storage and frees the source.
 class TensorSource {
 public:
     explicit TensorSource(TensorMap& tensors) : tensors_(tensors) {}
@@ -102,14 +125,15 @@ public:
         if (t.shape[axis] > (1 << 24)) throw WeightsError("tensor '" + name + "' is implausibly large: " + shape_str(t.shape));
         return static_cast<int>(t.shape[axis]);
     }
-    std::vector<float> take(const std::string& name, std::vector<int64_t> shape) {
+    Floats take(const std::string& name, std::vector<int64_t> shape) {
         Tensor& t = find(name);
         if (t.shape != shape)
             throw WeightsError("tensor '" + name + "' has shape " + shape_str(t.shape) + ", the inferred config needs " + shape_str(shape));
         size_t count = 1;
         for (int64_t s : shape) count *= static_cast<size_t>(s);
         if (t.data.size() != count) throw WeightsError("tensor '" + name + "' holds " + std::to_string(t.data.size()) + " values for shape " + shape_str(shape));
-        std::vector<float> data = std::move(t.data);
+        Floats data(t.data.begin(), t.data.end());
+        std::vector<float>().swap(t.data);  // the source's copy is freed as each tensor is taken
         for (float& v : data) {
             if (!std::isfinite(v)) throw WeightsError("tensor '" + name + "' contains NaN or infinite values");
             if (std::fpclassify(v) == FP_SUBNORMAL) v = 0.0f;  // as the forward would flush it; NumPy loads alike
@@ -120,8 +144,8 @@ public:
         return data;
     }
     // The (N, K) weight of an nn.Linear, transposed to (K, N) for kernels::linear_forward.
-    std::vector<float> take_transposed(const std::string& name, int N, int K) {
-        std::vector<float> w = take(name, {N, K}), t(w.size());
+    Floats take_transposed(const std::string& name, int N, int K) {
+        Floats w = take(name, {N, K}), t(w.size());
         for (int n = 0; n < N; ++n)
             for (int k = 0; k < K; ++k) t[static_cast<size_t>(k) * N + n] = w[static_cast<size_t>(n) * K + k];
         return t;
@@ -185,7 +209,7 @@ constexpr TensorSpec kBlockSpecs[] = {MSF_SCHEMA_BLOCK_TENSORS(MSF_SPEC)};
 #undef MSF_ID
 
 template <size_t N>
-using Stored = std::array<std::vector<float>, N>;  // per tensor id, as Layout says; empty when not read
+using Stored = std::array<Floats, N>;  // per tensor id, as Layout says; empty when not read
 
 struct LayerStore {
     Stored<Block::kCount> t;
@@ -207,11 +231,11 @@ struct Model::Impl {
     size_t chunk_workspace_floats = 0;  // kChunk windows', what a worker allocates
     float max_abs_weight = 0.0f;
     std::mutex pool_mutex;
-    std::vector<std::unique_ptr<std::vector<float>>> pool;  // idle workspaces, one per concurrent caller
+    std::vector<std::unique_ptr<Floats>> pool;  // idle workspaces, one per concurrent caller
 
     void forward_chunk(const float* kf, float* out, size_t n, float* ws) const;
-    std::unique_ptr<std::vector<float>> acquire_workspace();
-    void release_workspace(std::unique_ptr<std::vector<float>> ws);
+    std::unique_ptr<Floats> acquire_workspace();
+    void release_workspace(std::unique_ptr<Floats> ws);
 };
 
 namespace {
@@ -291,7 +315,7 @@ Stored<N> take_all(TensorSource& src, const TensorSpec (&specs)[N], const std::s
     return out;
 }
 
-const float* data_or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+const float* data_or_null(const Floats& v) { return v.empty() ? nullptr : v.data(); }
 
 // token: N = T, D = C; channel: N = C, D = T (the Block ids of one synthesiser, in schema order)
 kernels::SynthAttentionWeights synth_view(const Stored<Block::kCount>& t, size_t first, int N, int D, int d, int H) {
@@ -376,8 +400,11 @@ Model::Model(TensorMap tensors, Metadata metadata) : impl_(std::make_unique<Impl
                            " floats of workspace for " + std::to_string(weight_floats) + " weights (at most " +
                            std::to_string(kWorkspacePerWeight) + " per weight + " +
                            std::to_string(kWorkspaceAllowance) + ")");
-    // x (T, P) and z (T, C) for each window of a chunk; tmp, hidden and the scratch are shared
-    m.chunk_workspace_floats = m.workspace_floats + (kChunk - 1) * (static_cast<size_t>(T) * c.P + TC);
+    // x (T, P) and z (T, C) for each window of a chunk; tmp, hidden and the scratch are shared; each buffer
+    // starts on a cache line (forward_chunk's layout)
+    m.chunk_workspace_floats = kChunk * (aligned_floats(static_cast<size_t>(T) * c.P) + aligned_floats(TC)) +
+                               aligned_floats(TC) + aligned_floats(static_cast<size_t>(T) * c.ffn_hidden) +
+                               kernels::mix_synth_attention_scratch(m.layers[0].mix);
 }
 
 void Model::Impl::forward_chunk(const float* kf, float* out, size_t n, float* ws) const {
@@ -386,22 +413,24 @@ void Model::Impl::forward_chunk(const float* kf, float* out, size_t n, float* ws
     const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden;
     const size_t TC = static_cast<size_t>(T) * C, TP = static_cast<size_t>(T) * P;
     const size_t in_size = static_cast<size_t>(c.n_keyframes()) * P;
-    float* xs = ws;                   // (n, T, P)
-    float* zs = xs + kChunk * TP;     // (n, T, C)
-    float* tmp = zs + kChunk * TC;    // (T, C)
-    float* hidden = tmp + TC;         // (T, F)
-    float* scratch = hidden + static_cast<size_t>(T) * F;
+    // buffers and windows on cache lines: ws is aligned, and each stride a multiple of kAlignFloats
+    const size_t x_stride = aligned_floats(TP), z_stride = aligned_floats(TC);
+    float* xs = ws;                                                      // (n, T, P), windows x_stride apart
+    float* zs = xs + kChunk * x_stride;                                  // (n, T, C), windows z_stride apart
+    float* tmp = zs + kChunk * z_stride;                                 // (T, C)
+    float* hidden = tmp + z_stride;                                      // (T, F)
+    float* scratch = hidden + aligned_floats(static_cast<size_t>(T) * F);  // mix_synth_attention_scratch
     const Stored<Global::kCount>& g = global;
     for (size_t w = 0; w < n; ++w) {
-        kernels::linear_left_forward(xs + w * TP, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(),
+        kernels::linear_left_forward(xs + w * x_stride, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(),
                                      kf + w * in_size, T, c.n_keyframes(), P);
-        kernels::linear_forward(zs + w * TC, xs + w * TP, g[Global::encoder_emb_weight].data(),
+        kernels::linear_forward(zs + w * z_stride, xs + w * x_stride, g[Global::encoder_emb_weight].data(),
                                 g[Global::encoder_emb_bias].data(), T, P, C);
     }
     for (const LayerStore& l : layers) {
         const Stored<Block::kCount>& t = l.t;
         for (size_t w = 0; w < n; ++w) {
-            float* z = zs + w * TC;
+            float* z = zs + w * z_stride;
             kernels::mix_synth_attention_forward(tmp, z, l.mix, scratch);
             kernels::layer_norm_forward(z, tmp, z, t[Block::norm1_weight].data(), t[Block::norm1_bias].data(), T, C);
             kernels::linear_forward(hidden, z, t[Block::ff_fc1_weight].data(), t[Block::ff_fc1_bias].data(), T, C, F);
@@ -411,28 +440,28 @@ void Model::Impl::forward_chunk(const float* kf, float* out, size_t n, float* ws
         }
     }
     for (size_t w = 0; w < n; ++w) {
-        const float* x = xs + w * TP;
+        const float* x = xs + w * x_stride;
         float* o = out + w * TP;
-        kernels::layer_norm_forward(tmp, zs + w * TC, nullptr, g[Global::norm_weight].data(),
+        kernels::layer_norm_forward(tmp, zs + w * z_stride, nullptr, g[Global::norm_weight].data(),
                                     g[Global::norm_bias].data(), T, C);
         kernels::linear_forward(o, tmp, g[Global::fc_weight].data(), g[Global::fc_bias].data(), T, C, P);
         for (size_t i = 0; i < TP; ++i) o[i] += x[i];
     }
 }
 
-std::unique_ptr<std::vector<float>> Model::Impl::acquire_workspace() {
+std::unique_ptr<Floats> Model::Impl::acquire_workspace() {
     {
         std::lock_guard<std::mutex> lock(pool_mutex);
         if (!pool.empty()) {
-            std::unique_ptr<std::vector<float>> ws = std::move(pool.back());
+            std::unique_ptr<Floats> ws = std::move(pool.back());
             pool.pop_back();
             return ws;
         }
     }
-    return std::make_unique<std::vector<float>>(chunk_workspace_floats);
+    return std::make_unique<Floats>(chunk_workspace_floats);
 }
 
-void Model::Impl::release_workspace(std::unique_ptr<std::vector<float>> ws) {
+void Model::Impl::release_workspace(std::unique_ptr<Floats> ws) {
     std::lock_guard<std::mutex> lock(pool_mutex);
     pool.push_back(std::move(ws));
 }
@@ -450,7 +479,7 @@ void Model::refine(const float* keyframes, float* out, std::size_t batch, int th
     if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const size_t workers = std::min(static_cast<size_t>(threads), batch);
     // every worker's workspace is taken before any thread starts, so a failed allocation leaves nothing running
-    std::vector<std::unique_ptr<std::vector<float>>> spaces;
+    std::vector<std::unique_ptr<Floats>> spaces;
     for (size_t w = 0; w < workers; ++w) spaces.push_back(m.acquire_workspace());
     // per worker, its first window whose output is not finite (its later chunks are skipped)
     std::vector<size_t> overflowed(workers, batch);

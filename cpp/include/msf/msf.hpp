@@ -52,7 +52,8 @@ public:
     // Official state-dict names without `module.`; checks names, shapes and finiteness, flushes subnormal
     // weights to zero, and refuses sizes whose per-window workspace exceeds 16 floats per weight plus 2^22.
     // Throws WeightsError.
-    // The tensors are taken by value: pass an rvalue (std::move) to have their data moved, not copied.
+    // The tensors are taken by value: pass an rvalue (std::move) to save a copy (each is then copied once, into
+    // 64-byte aligned storage, its source freed as it is taken).
     explicit Model(TensorMap tensors, Metadata metadata = {});
     Model(Model&&) noexcept;
     Model& operator=(Model&&) noexcept;

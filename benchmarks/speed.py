@@ -11,6 +11,10 @@ Threads: NumPy's BLAS is pinned to 1 thread by the environment variables set bel
 imported, so 'peak' (a 1024x1024 float32 matmul) is single-core sgemm; the 2-thread msf numpy row needs
 threadpoolctl. torch uses torch.set_num_threads(n), ONNX Runtime intra_op_num_threads=n, msf cpp its
 `threads=` load option when it has one. '% of peak' is against threads x the 1-core peak.
+Lesser ISAs: with MSF_ISA=avx2 (msf's AVX2 kernels on an AVX-512 CPU), the peak and the PyTorch baselines
+are held to AVX2 as well, by their own switches set below before they load (OpenBLAS's Haswell kernels,
+ATen's avx2 kernels, MKL and oneDNN capped at AVX2), so that '% of peak' compares like with like. ONNX
+Runtime has no such switch and runs its own choice (AVX-512 on such a CPU).
 Timing: warm-up, then per cell `repeats` timed blocks of about budget/repeats seconds each, engines
 interleaved within a config and thread count; a cell's time is the median block's time per call.
 """
@@ -31,8 +35,13 @@ from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
+# The other libraries' switches for the ISA msf is told to use (MSF_ISA), where it is a lesser one.
+ISA_CAPS = {"avx2": {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                     "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+for _var, _value in ISA_CAPS.get(os.environ.get("MSF_ISA", "").strip().lower(), {}).items():
+    os.environ.setdefault(_var, _value)
 
-# the thread variables must be set before NumPy is imported
+# the thread and ISA variables must be set before NumPy (and torch) are imported
 import numpy as np  # noqa: E402
 
 import msf  # noqa: E402
@@ -188,6 +197,16 @@ def sgemm_peak(repeats: int = 7) -> float:
     return 2 * 1024 ** 3 / bench({"mm": (lambda x: x @ b, a)}, 1.0, repeats)["mm"] / 1e9
 
 
+def blas_core() -> str:
+    """', OpenBLAS kernels <core>' as threadpoolctl reports NumPy's BLAS, or '' when it cannot tell."""
+    if threadpool_limits is None:
+        return ""
+    from threadpoolctl import threadpool_info
+    cores = [f"{i.get('internal_api', 'BLAS')} kernels {i['architecture']}" for i in threadpool_info()
+             if i.get("user_api") == "blas" and i.get("architecture")]
+    return ", " + cores[0] if cores else ""
+
+
 def run_config(name: str, args) -> dict:
     spec = CONFIGS[name]
     path = Path(tempfile.mkdtemp()) / f"{name}.safetensors"
@@ -320,8 +339,10 @@ def main() -> None:
         isa = f"{_core.isa()} (MSF_ISA={os.environ['MSF_ISA']})" if os.environ.get("MSF_ISA") else _core.isa()
     except ImportError:
         isa = "n/a (msf._core not built)"
+    capped = ISA_CAPS.get(os.environ.get("MSF_ISA", "").strip().lower(), {})
+    caps = ("; the others held to it by " + ", ".join(f"{v}={os.environ[v]}" for v in capped)) if capped else ""
     meta = {"machine": f"{cpu}, {os.cpu_count()} logical cores, SIMD flags {' '.join(simd) or 'none'}",
-            "isa": f"msf cpp kernels on {isa}", "date": datetime.datetime.now().isoformat(" ", "seconds"),
+            "isa": f"msf cpp kernels on {isa}" + caps, "date": datetime.datetime.now().isoformat(" ", "seconds"),
             "versions": versions, "command": " ".join([Path(sys.executable).name] + sys.argv),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "msf_threads_option": HAS_THREADS}
     print("# msf speed benchmark\n")
@@ -335,8 +356,9 @@ def main() -> None:
     results = {name: run_config(name, args) for name in names}
     peak_end = sgemm_peak()
     peak = max(peak_start, peak_end)
-    print(f"- peak (1-core float32 sgemm, NumPy 1024x1024 matmul, BLAS 1 thread): {peak:.1f} GFLOP/s, the larger "
-          f"of {peak_start:.1f} before and {peak_end:.1f} after the engines ran (% of peak and targets use it)")
+    print(f"- peak (1-core float32 sgemm, NumPy 1024x1024 matmul, BLAS 1 thread{blas_core()}): {peak:.1f} GFLOP/s, "
+          f"the larger of {peak_start:.1f} before and {peak_end:.1f} after the engines ran (% of peak and targets use "
+          f"it)")
     print(f"\n{FLOP_FORMULA}")
     print("Ratios (×) are speed ÷ the faster of torch jit and ORT at the same thread count (> 1: msf faster).")
     for name, r in results.items():

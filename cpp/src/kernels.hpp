@@ -5,6 +5,12 @@
 
 namespace msf::kernels {
 
+// Buffers start on 64-byte cache lines: the model's storage is aligned (model.cpp), and each sub-buffer of a
+// workspace or scratch starts at a multiple of kAlignFloats, so that AVX-512 rows of 16k floats never straddle
+// two lines. aligned_floats(n) is n rounded up to that multiple.
+constexpr size_t kAlignFloats = 16;
+constexpr size_t aligned_floats(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
 // out (M, N) = a (M, K) @ b (K, N)
 void matmul_forward(float* out, const float* a, const float* b, int M, int K, int N);
 // out (M, N) = a_t (K, M)^T @ b (K, N) + row_bias (M, or null) broadcast along rows

@@ -58,9 +58,9 @@ private:
     [[maybe_unused]] uint64_t saved_ = 0;
 };
 
-// 64-byte aligned storage for weights and workspaces: an AVX-512 load or store of a 64-byte row then never
-// straddles two cache lines. Sub-buffers of a workspace start at multiples of kAlignFloats.
-constexpr size_t kAlign = 64, kAlignFloats = kAlign / sizeof(float);
+// 64-byte aligned storage for weights and workspaces (kernels::kAlignFloats floats).
+constexpr size_t kAlign = 64;
+static_assert(kAlign == kernels::kAlignFloats * sizeof(float), "one cache line");
 
 template <class T>
 struct CacheLineAllocator {
@@ -76,8 +76,6 @@ struct CacheLineAllocator {
     bool operator!=(const CacheLineAllocator<U>&) const noexcept { return false; }
 };
 using Floats = std::vector<float, CacheLineAllocator<float>>;
-
-size_t aligned_floats(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
 // Whether all n floats are finite: exponent bits not all ones, tested on the bits so that it vectorises.
 bool all_finite(const float* x, size_t n) {
@@ -402,8 +400,8 @@ Model::Model(TensorMap tensors, Metadata metadata) : impl_(std::make_unique<Impl
                            std::to_string(kWorkspaceAllowance) + ")");
     // x (T, P) and z (T, C) for each window of a chunk; tmp, hidden and the scratch are shared; each buffer
     // starts on a cache line (forward_chunk's layout)
-    m.chunk_workspace_floats = kChunk * (aligned_floats(static_cast<size_t>(T) * c.P) + aligned_floats(TC)) +
-                               aligned_floats(TC) + aligned_floats(static_cast<size_t>(T) * c.ffn_hidden) +
+    m.chunk_workspace_floats = kChunk * (kernels::aligned_floats(static_cast<size_t>(T) * c.P) + kernels::aligned_floats(TC)) +
+                               kernels::aligned_floats(TC) + kernels::aligned_floats(static_cast<size_t>(T) * c.ffn_hidden) +
                                kernels::mix_synth_attention_scratch(m.layers[0].mix);
 }
 
@@ -413,13 +411,13 @@ void Model::Impl::forward_chunk(const float* kf, float* out, size_t n, float* ws
     const int T = c.T(), C = c.C, P = c.P, F = c.ffn_hidden;
     const size_t TC = static_cast<size_t>(T) * C, TP = static_cast<size_t>(T) * P;
     const size_t in_size = static_cast<size_t>(c.n_keyframes()) * P;
-    // buffers and windows on cache lines: ws is aligned, and each stride a multiple of kAlignFloats
-    const size_t x_stride = aligned_floats(TP), z_stride = aligned_floats(TC);
+    // buffers and windows on cache lines: ws is aligned, and each stride a multiple of kernels::kAlignFloats
+    const size_t x_stride = kernels::aligned_floats(TP), z_stride = kernels::aligned_floats(TC);
     float* xs = ws;                                                      // (n, T, P), windows x_stride apart
     float* zs = xs + kChunk * x_stride;                                  // (n, T, C), windows z_stride apart
     float* tmp = zs + kChunk * z_stride;                                 // (T, C)
     float* hidden = tmp + z_stride;                                      // (T, F)
-    float* scratch = hidden + aligned_floats(static_cast<size_t>(T) * F);  // mix_synth_attention_scratch
+    float* scratch = hidden + kernels::aligned_floats(static_cast<size_t>(T) * F);  // mix_synth_attention_scratch
     const Stored<Global::kCount>& g = global;
     for (size_t w = 0; w < n; ++w) {
         kernels::linear_left_forward(xs + w * x_stride, g[Global::l_interp_weight].data(), g[Global::l_interp_bias].data(),

@@ -9,8 +9,8 @@
 namespace msf::kernels {
 
 size_t synth_attention_scratch(const SynthAttentionWeights& w) {
-    // attention^T (d, N) + values (d, D) + SE scratch (N + H)
-    return static_cast<size_t>(w.N) * w.d + static_cast<size_t>(w.d) * w.D + w.N + w.se_hidden;
+    // attention^T (d, N), then on a cache line values (d, D) + SE scratch (N + H)
+    return aligned_floats(static_cast<size_t>(w.N) * w.d) + static_cast<size_t>(w.d) * w.D + w.N + w.se_hidden;
 }
 
 namespace {
@@ -19,7 +19,7 @@ namespace {
 // V = value_reduce of s along N (d, D) into scratch when d < N, else s itself (then d = N). Returns V.
 const float* attention_t_and_values(float* attention_t, const float* s, const float* s_t,
                                     const SynthAttentionWeights& w) {
-    float* values = attention_t + static_cast<size_t>(w.N) * w.d;  // (d, D)
+    float* values = attention_t + aligned_floats(static_cast<size_t>(w.N) * w.d);  // (d, D)
     matmul_at_forward(attention_t, w.dense_t, s_t, w.dense_b, w.d, w.D, w.N);  // dense (d, D) @ s^T (D, N) + b
     se_layer_forward(attention_t, w.se1_t, w.se2_t, w.N, w.d, w.se_hidden, values + static_cast<size_t>(w.d) * w.D);
     softmax_columns_forward(attention_t, w.d, w.N);

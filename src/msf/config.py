@@ -17,6 +17,11 @@ WORKSPACE_ALLOWANCE = 1 << 22
 MAX_SIZE = 1 << 24  # any one size (T, Q+1, C, P, ...) read from a shape; the C++ loader's cap too
 
 
+def _aligned(n: int) -> int:
+    """n rounded up to 16 floats, a 64-byte cache line (the C++ kernels::aligned_floats)."""
+    return -(-n // 16) * 16
+
+
 # The official MixSynthFormer configurations (docs/model.md §1): name -> (K, Q, P, C, L). The official
 # trainer builds every one with OFFICIAL_REDUCE (reduce_token r_t, reduce_channel r_c, FFN expansion).
 # The one source of these numbers: tests/conftest.py, benchmarks/speed.py and benchmarks/parity.py read them
@@ -71,11 +76,12 @@ class Config:
         """Floats of working memory one window needs: exactly the C++ forward's workspace (interpolated X
         (T, P), Z and a temporary (T, C), the feed-forward hidden (T, F), then the mixing step's scratch:
         4 (T, C) buffers, its MLP's (T + H + 2T) and the larger synthesiser's attention (N, d), values
-        (d, D) and SE scratch (N + H)). The NumPy reference's intermediates are of the same order."""
+        (d, D) and SE scratch (N + H); the values and the synthesiser's scratch start on 64-byte cache lines, 16
+        floats: _aligned). The NumPy reference's intermediates are of the same order."""
         T, C, P = self.T, self.C, self.P
-        token = T * self.d_t + self.d_t * C + T + self.se_t
-        channel = C * self.d_c + self.d_c * T + C + self.se_c
-        mixing = 4 * T * C + T + self.reweight_hidden + 2 * T + max(token, channel)
+        token = _aligned(T * self.d_t) + self.d_t * C + T + self.se_t
+        channel = _aligned(C * self.d_c) + self.d_c * T + C + self.se_c
+        mixing = _aligned(4 * T * C + T + self.reweight_hidden + 2 * T) + max(token, channel)
         return T * P + 2 * T * C + T * self.ffn_hidden + mixing
 
     def check_workspace(self) -> None:

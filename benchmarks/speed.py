@@ -141,6 +141,10 @@ def build_engines(path: Path, model, example: np.ndarray) -> dict:
     def ort_engine(n):
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = n, 1
+        # ORT's idle intra-op threads spin, for 100 ms and more after a call (measured), and so took a core
+        # from whichever engine was timed next in this process: msf's 2-thread calls then ran at 1.2-1.9x
+        # their time alone. Without spinning, they sleep between calls, as in an application doing other work.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(onnx.getvalue(), options, providers=["CPUExecutionProvider"])
         return lambda kf: session.run(None, {"kf": kf})[0]
     return {**engines, "onnxruntime": ort_engine}

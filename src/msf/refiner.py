@@ -108,12 +108,14 @@ class Refiner:
         c = self.config
         array = real_array(keyframes, "keyframes")
         batched, pose_dims = self._layout(array.shape)
-        with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
-            flat = np.ascontiguousarray(array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P)),
-                                        dtype=np.float32)
-        finite = np.isfinite(flat).all(axis=2)
-        if not finite.all():
-            window, keyframe = np.argwhere(~finite)[0]
+        windows = array.reshape(((-1,) if batched else (1,)) + (c.n_keyframes, c.P))
+        if windows.dtype == np.float32 and windows.flags.c_contiguous:
+            flat = windows  # the common case, without the conversion's context manager (batch-1 latency)
+        else:
+            with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
+                flat = np.ascontiguousarray(windows, dtype=np.float32)
+        if not np.isfinite(flat).all():
+            window, keyframe = np.argwhere(~np.isfinite(flat).all(axis=2))[0]
             where = f"window {window}, keyframe {keyframe}" if batched else f"keyframe {keyframe}"
             raise InputError(f"keyframes contain NaN or infinite values (first at {where}, or out of float32 "
                              f"range); fill missing detections before refine")

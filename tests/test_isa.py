@@ -65,3 +65,19 @@ def test_msf_isa_unknown_or_unavailable_is_an_error(value):
     done = _run_with_isa(value, code)
     assert done.returncode == 0, done.stderr
     assert "refused: MSF_ISA=" + value in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_kernels_pass_on_every_isa(isa):
+    """The kernel tests (tests/test_kernels.py: edges, NaN, masked last columns) on each ISA this CPU has, each
+    in its own process, so that the hand-written versions of every ISA are tested, not only the best one's."""
+    import subprocess
+    import sys
+    if not dict(_core.isas())[isa]:
+        pytest.skip(f"this CPU or build has no {isa}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                           os.path.join(here, "test_kernels.py")], env=dict(os.environ, MSF_ISA=isa),
+                          capture_output=True, text=True, timeout=600, cwd=here)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout

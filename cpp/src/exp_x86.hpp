@@ -42,6 +42,24 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 exp_nonpositive1
     return _mm512_scalef_ps(e, k);
 }
 
+// The same on 8 lanes (AVX2+FMA). Without scalef, 2^k is built in the exponent bits as 2^(k + 64), a normal
+// float for every k here (k >= -151), and the product with e is multiplied by 2^-64 last, rounding once.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_nonpositive8(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);  // NaN stays, as above
+    const __m256 y = _mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), _mm256_set1_ps(kRound));
+    const __m256 k = _mm256_sub_ps(y, _mm256_set1_ps(kRound));
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Hi), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Lo), r);
+    __m256 e = _mm256_set1_ps(kE[0]);
+    for (int i = 1; i < 5; ++i) e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(kE[i]));
+    e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+    e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+    // y's low mantissa bits hold k + 2^22; shifted into the exponent field, the rest falls off the top
+    const __m256i bits = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(y), 23),
+                                          _mm256_set1_epi32((127 + 64) << 23));
+    return _mm256_mul_ps(_mm256_mul_ps(e, _mm256_castsi256_ps(bits)), _mm256_set1_ps(0x1p-64f));  // exact, then rounded
+}
+
 }  // namespace msf::exp_x86
 
 #endif  // MSF_X86

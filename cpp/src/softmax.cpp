@@ -108,14 +108,51 @@ __attribute__((target("avx512f"))) void softmax_columns_avx512(float* x, int row
     }
 }
 
+// The same on AVX2: blocks of 4 vectors of 8 columns, masked loads and stores for the last columns.
+__attribute__((target("avx2,fma"))) void softmax_columns_avx2(float* x, int rows, int cols) {
+    // x (rows, cols) in place
+    constexpr int kVectors = 4;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int c0 = 0; c0 < cols; c0 += 8 * kVectors) {
+        __m256i mask[kVectors];
+        for (int v = 0; v < kVectors; ++v) mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - c0 - 8 * v), lane);
+        float* block = x + c0;
+        __m256 max[kVectors], sum[kVectors];
+        for (int v = 0; v < kVectors; ++v) max[v] = _mm256_maskload_ps(block + 8 * v, mask[v]);
+        for (int r = 1; r < rows; ++r) {
+            const float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v)  // max(row, max): a NaN in row is passed over, as above
+                max[v] = _mm256_max_ps(_mm256_maskload_ps(row + 8 * v, mask[v]), max[v]);
+        }
+        for (int v = 0; v < kVectors; ++v) sum[v] = _mm256_setzero_ps();
+        for (int r = 0; r < rows; ++r) {
+            float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v) {
+                const __m256 e = exp_x86::exp_nonpositive8(_mm256_sub_ps(_mm256_maskload_ps(row + 8 * v, mask[v]), max[v]));
+                _mm256_maskstore_ps(row + 8 * v, mask[v], e);
+                sum[v] = _mm256_add_ps(sum[v], e);
+            }
+        }
+        for (int v = 0; v < kVectors; ++v) sum[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), sum[v]);
+        for (int r = 0; r < rows; ++r) {
+            float* row = block + static_cast<size_t>(r) * cols;
+            for (int v = 0; v < kVectors; ++v)
+                _mm256_maskstore_ps(row + 8 * v, mask[v], _mm256_mul_ps(_mm256_maskload_ps(row + 8 * v, mask[v]), sum[v]));
+        }
+    }
+}
+
 }  // namespace
 MSF_INTRINSICS_END
 
 MSF_ISA_DISPATCH(void, softmax_columns_generic, (float* x, int rows, int cols), (x, rows, cols))
 
 void softmax_columns_forward(float* x, int rows, int cols) {
-    if (isa::active() == isa::Isa::avx512) return softmax_columns_avx512(x, rows, cols);
-    softmax_columns_generic(x, rows, cols);
+    switch (isa::active()) {
+        case isa::Isa::avx512: return softmax_columns_avx512(x, rows, cols);
+        case isa::Isa::avx2: return softmax_columns_avx2(x, rows, cols);
+        default: return softmax_columns_generic(x, rows, cols);
+    }
 }
 #else
 void softmax_columns_forward(float* x, int rows, int cols) { softmax_columns_generic_body(x, rows, cols); }

@@ -2,8 +2,8 @@
 // the best this CPU and build have, or the one the environment variable MSF_ISA names (to measure or test a
 // lesser path, e.g. MSF_ISA=avx2 on an AVX-512 CPU). The GEMM has hand-written versions per ISA (gemm_*.cpp);
 // the element-wise kernels are compiled once per ISA from one body (MSF_ISA_DISPATCH) and vectorised by the
-// compiler, except GELU and the column softmax (AVX-512 and AVX2: gelu.cpp, softmax.cpp), written by
-// hand. Every version sums in the same order, so results never depend on the batch.
+// compiler, except GELU, the column softmax and LayerNorm (AVX-512 and AVX2: gelu.cpp, softmax.cpp,
+// layer_norm.cpp), written by hand. Every version sums in the same order, so results never depend on the batch.
 #pragma once
 #include <string>
 #include <vector>

@@ -42,8 +42,6 @@ static MSF_INLINE void layer_norm_generic_body(float* out, const float* in, cons
     }
 }
 
-MSF_ISA_DISPATCH(void, layer_norm_generic, (float* out, const float* in, const float* residual, const float* weight, const float* bias, int rows, int C), (out, in, residual, weight, bias, rows, C))
-
 #ifdef MSF_X86
 MSF_INTRINSICS_BEGIN
 namespace {
@@ -222,13 +220,13 @@ void layer_norm_forward(float* out, const float* in, const float* residual, cons
                                                                                   rows, C);
         case isa::Isa::avx2:
             return (residual ? layer_norm_avx2<true> : layer_norm_avx2<false>)(out, in, residual, weight, bias, rows, C);
-        default: return layer_norm_generic(out, in, residual, weight, bias, rows, C);
+        default: return layer_norm_generic_body(out, in, residual, weight, bias, rows, C);
     }
 }
 #else
 void layer_norm_forward(float* out, const float* in, const float* residual, const float* weight, const float* bias,
                         int rows, int C) {
-    layer_norm_generic(out, in, residual, weight, bias, rows, C);
+    layer_norm_generic_body(out, in, residual, weight, bias, rows, C);
 }
 #endif
 

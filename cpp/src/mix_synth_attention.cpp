@@ -6,13 +6,17 @@
 
 namespace msf::kernels {
 
+// Where the branch scratch starts: after z^T, y_token, y_channel, mixed (each T*C), g (T), hidden (H), m (2T),
+// on a cache line
+static size_t branch_scratch_offset(const MixSynthAttentionWeights& w) {
+    return aligned_floats(4 * static_cast<size_t>(w.T) * w.C + w.T + w.reweight_hidden + 2 * static_cast<size_t>(w.T));
+}
+
 size_t mix_synth_attention_scratch(const MixSynthAttentionWeights& w) {
-    const size_t TC = static_cast<size_t>(w.T) * w.C;
     const size_t branch = synth_attention_scratch(w.token) > synth_attention_scratch(w.channel)
                               ? synth_attention_scratch(w.token)
                               : synth_attention_scratch(w.channel);
-    // z^T, y_token, y_channel, mixed (each T*C), g (T), hidden (H), m (2T), then on a cache line the branch scratch
-    return aligned_floats(4 * TC + w.T + w.reweight_hidden + 2 * static_cast<size_t>(w.T)) + branch;
+    return branch_scratch_offset(w) + branch;
 }
 
 static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float* z, const MixSynthAttentionWeights& w, float* scratch) {
@@ -26,7 +30,7 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     float* g = mixed + TC;             // (T)
     float* hidden = g + T;             // (H)
     float* m = hidden + w.reweight_hidden;  // (2T)
-    float* branch_scratch = scratch + aligned_floats(4 * TC + T + w.reweight_hidden + 2 * static_cast<size_t>(T));
+    float* branch_scratch = scratch + branch_scratch_offset(w);
 
     vmath::transpose(z_t, z, T, C);
     synth_attention_forward(y_token, z, z_t, w.token, branch_scratch);

@@ -145,13 +145,11 @@ __attribute__((target("avx2,fma"))) void softmax_columns_avx2(float* x, int rows
 }  // namespace
 MSF_INTRINSICS_END
 
-MSF_ISA_DISPATCH(void, softmax_columns_generic, (float* x, int rows, int cols), (x, rows, cols))
-
 void softmax_columns_forward(float* x, int rows, int cols) {
     switch (isa::active()) {
         case isa::Isa::avx512: return softmax_columns_avx512(x, rows, cols);
         case isa::Isa::avx2: return softmax_columns_avx2(x, rows, cols);
-        default: return softmax_columns_generic(x, rows, cols);
+        default: return softmax_columns_generic_body(x, rows, cols);
     }
 }
 #else

@@ -73,7 +73,8 @@ class Config:
 
     @property
     def workspace_floats(self) -> int:
-        """Floats of working memory one window needs: exactly the C++ forward's workspace (interpolated X
+        """Floats of working memory one window needs, as the C++ loader counts it for the plausibility rule
+        (its allocation also pads each of these buffers to a cache line): interpolated X
         (T, P), Z and a temporary (T, C), the feed-forward hidden (T, F), then the mixing step's scratch:
         4 (T, C) buffers, its MLP's (T + H + 2T) and the larger synthesiser's attention (N, d), values
         (d, D) and SE scratch (N + H); the values and the synthesiser's scratch start on 64-byte cache lines, 16

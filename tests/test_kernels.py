@@ -75,6 +75,16 @@ def test_softmax(rows, cols, scale, seed):
     assert_close(out, ref.softmax(x.T.astype(np.float64)).T, **KERNEL, what="softmax_columns")
 
 
+def test_softmax_columns_every_block_shape():
+    """Every last-block shape of the hand-written column softmaxes (whole and partial vectors of 8 and 16,
+    up to two blocks of 64 columns); test_isa runs this under every ISA."""
+    rng = np.random.default_rng(5)
+    for cols in range(1, 130):
+        x = f32(rng, 7, cols, scale=3.0)
+        assert_close(kernels.softmax_columns(x), ref.softmax(x.T.astype(np.float64)).T, **KERNEL,
+                     what=f"softmax_columns, {cols} columns")
+
+
 @EXAMPLES
 @given(size, st.integers(1, 300), st.floats(0.01, 100), st.floats(-1e3, 1e3), seeds)
 def test_layer_norm(rows, C, scale, offset, seed):

@@ -70,41 +70,50 @@ namespace {
 
 // The same passes by hand on AVX-512: exp_x86::exp_nonpositive16 (no clamps or selects; the arguments x - max
 // are <= 0) and masked loads and stores for the last columns, which the generic loop does one by one
-// (N = 101 leaves 5). 4 vectors of columns per block, for independent chains in the max and sum passes.
+// (N = 101 leaves 5). Blocks of 4 vectors of columns, for independent chains in the max and sum passes; the
+// last block has only the vectors it needs (32 columns in a 64-wide block ran at half speed).
+template <int V>
+__attribute__((target("avx512f"))) void softmax_column_block_avx512(float* block, int rows, int cols, int width) {
+    // block (rows, cols) in place, its first width <= 16 V columns
+    __mmask16 mask[V];
+    for (int v = 0; v < V; ++v) {
+        const int left = width - 16 * v;
+        mask[v] = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    }
+    __m512 max[V], sum[V];
+    for (int v = 0; v < V; ++v) max[v] = _mm512_maskz_loadu_ps(mask[v], block + 16 * v);
+    for (int r = 1; r < rows; ++r) {
+        const float* row = block + static_cast<size_t>(r) * cols;
+        for (int v = 0; v < V; ++v)  // max(row, max): a NaN in row is passed over, as in the loop above
+            max[v] = _mm512_max_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]);
+    }
+    for (int v = 0; v < V; ++v) sum[v] = _mm512_setzero_ps();
+    for (int r = 0; r < rows; ++r) {
+        float* row = block + static_cast<size_t>(r) * cols;
+        for (int v = 0; v < V; ++v) {
+            const __m512 e = exp_x86::exp_nonpositive16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]));
+            _mm512_mask_storeu_ps(row + 16 * v, mask[v], e);
+            sum[v] = _mm512_add_ps(sum[v], e);
+        }
+    }
+    for (int v = 0; v < V; ++v) sum[v] = _mm512_div_ps(_mm512_set1_ps(1.0f), sum[v]);
+    for (int r = 0; r < rows; ++r) {
+        float* row = block + static_cast<size_t>(r) * cols;
+        for (int v = 0; v < V; ++v)
+            _mm512_mask_storeu_ps(row + 16 * v, mask[v], _mm512_mul_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), sum[v]));
+    }
+}
+
 __attribute__((target("avx512f"))) void softmax_columns_avx512(float* x, int rows, int cols) {
     // x (rows, cols) in place
-    constexpr int kVectors = 4;
-    for (int c0 = 0; c0 < cols; c0 += 16 * kVectors) {
-        __mmask16 mask[kVectors];
-        for (int v = 0; v < kVectors; ++v) {
-            const int left = cols - c0 - 16 * v;
-            mask[v] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
-        }
-        float* block = x + c0;
-        __m512 max[kVectors], sum[kVectors];
-        for (int v = 0; v < kVectors; ++v) max[v] = _mm512_maskz_loadu_ps(mask[v], block + 16 * v);
-        for (int r = 1; r < rows; ++r) {
-            const float* row = block + static_cast<size_t>(r) * cols;
-            for (int v = 0; v < kVectors; ++v)  // max(row, max): a NaN in row is passed over, as in the loop above
-                max[v] = _mm512_max_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]);
-        }
-        for (int v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_ps();
-        for (int r = 0; r < rows; ++r) {
-            float* row = block + static_cast<size_t>(r) * cols;
-            for (int v = 0; v < kVectors; ++v) {
-                const __m512 e = exp_x86::exp_nonpositive16(
-                    _mm512_sub_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), max[v]));
-                _mm512_mask_storeu_ps(row + 16 * v, mask[v], e);
-                sum[v] = _mm512_add_ps(sum[v], e);
-            }
-        }
-        for (int v = 0; v < kVectors; ++v) sum[v] = _mm512_div_ps(_mm512_set1_ps(1.0f), sum[v]);
-        for (int r = 0; r < rows; ++r) {
-            float* row = block + static_cast<size_t>(r) * cols;
-            for (int v = 0; v < kVectors; ++v)
-                _mm512_mask_storeu_ps(row + 16 * v, mask[v],
-                                      _mm512_mul_ps(_mm512_maskz_loadu_ps(mask[v], row + 16 * v), sum[v]));
-        }
+    int c0 = 0;
+    for (; c0 + 64 <= cols; c0 += 64) softmax_column_block_avx512<4>(x + c0, rows, cols, 64);
+    switch ((cols - c0 + 15) / 16) {
+        case 1: return softmax_column_block_avx512<1>(x + c0, rows, cols, cols - c0);
+        case 2: return softmax_column_block_avx512<2>(x + c0, rows, cols, cols - c0);
+        case 3: return softmax_column_block_avx512<3>(x + c0, rows, cols, cols - c0);
+        case 4: return softmax_column_block_avx512<4>(x + c0, rows, cols, cols - c0);
+        default: return;  // c0 == cols
     }
 }
 

@@ -114,12 +114,17 @@ class Refiner:
         else:
             with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
                 flat = np.ascontiguousarray(windows, dtype=np.float32)
-        if not np.isfinite(flat).all():
-            window, keyframe = np.argwhere(~np.isfinite(flat).all(axis=2))[0]
-            where = f"window {window}, keyframe {keyframe}" if batched else f"keyframe {keyframe}"
-            raise InputError(f"keyframes contain NaN or infinite values (first at {where}, or out of float32 "
-                             f"range); fill missing detections before refine")
-        out = self._backend.forward(flat)
+        try:
+            out = self._backend.forward(flat)
+        except InputError:
+            # Non-finite keyframes are looked for only here: both backends refuse them (the C++ core checks
+            # its input, NumPy's non-finite output is refused), and the check costs ~1.5 us at batch 1
+            if not np.isfinite(flat).all():
+                window, keyframe = np.argwhere(~np.isfinite(flat).all(axis=2))[0]
+                where = f"window {window}, keyframe {keyframe}" if batched else f"keyframe {keyframe}"
+                raise InputError(f"keyframes contain NaN or infinite values (first at {where}, or out of "
+                                 f"float32 range); fill missing detections before refine") from None
+            raise
         shape = ((len(flat),) if batched else ()) + (c.T,) + pose_dims
         return out.reshape(shape)
 

@@ -108,7 +108,7 @@ __attribute__((target("avx512f"))) void gelu_avx512(float* x, size_t n) {
         gelu16<kUnroll512>(v);
         for (int j = 0; j < kUnroll512; ++j) _mm512_storeu_ps(x + i + 16 * j, v[j]);
     }
-    for (; i < n; i += 16) {  // the last < 64, by masked loads and stores
+    for (; i < n; i += 16) {  // the last < 16 * kUnroll512, by masked loads and stores
         const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
         __m512 v[1] = {_mm512_maskz_loadu_ps(m, x + i)};
         gelu16<1>(v);
@@ -168,7 +168,7 @@ __attribute__((target("avx2,fma"))) void gelu_avx2(float* x, size_t n) {
         gelu8<kUnroll256>(v);
         for (int j = 0; j < kUnroll256; ++j) _mm256_storeu_ps(x + i + 8 * j, v[j]);
     }
-    for (; i < n; i += 8) {  // the last < 32, through a zero-padded copy
+    for (; i < n; i += 8) {  // the last < 8 * kUnroll256, through a zero-padded copy
         const size_t m = n - i < 8 ? n - i : 8;
         float buf[8] = {};
         for (size_t l = 0; l < m; ++l) buf[l] = x[i + l];

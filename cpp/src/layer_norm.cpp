@@ -47,7 +47,8 @@ MSF_INTRINSICS_BEGIN
 namespace {
 
 // The body's arithmetic by hand, value for value (the same sums in the same order: vmath::sum's 16 lanes, one
-// step of 8, the tree l + 8, l + 4, l + 2, l + 1, then the tail; no FMA contraction), kRows rows at a time:
+// step of 8, the tree l + 8, l + 4, l + 2, l + 1, then the tail; no FMA contraction, which the build turns
+// off: tests/test_isa.py checks the bits), kRows rows at a time:
 // one row's statistics are a ~140-cycle chain of reductions, divisions and a square root, and the compiled
 // loop ran rows one after another (~1 cycle per element); kRows chains written side by side overlap. Each
 // row is read three times from L1 (sum, squared deviations, output) with x = in + residual formed each

@@ -85,8 +85,9 @@ def test_kernels_pass_on_every_isa(isa):
 
 
 X86_VECTOR_ISAS = [name for name, ok in _core.isas() if ok and name in ("avx512", "avx2")] if HAS_CPP else []
+# kernels whose every version must give the portable body's bits, then two shipped models, into `out`
 _SAME_EVERYWHERE = (
-    "import sys, numpy as np, msf\n"
+    "import numpy as np, msf\n"
     "from msf import _core, _kernels as k\n"
     "rng = np.random.default_rng(0)\n"
     "x, r = (rng.standard_normal((51, 37)).astype(np.float32) for _ in range(2))\n"
@@ -96,41 +97,47 @@ _SAME_EVERYWHERE = (
     "for name in ('h36m17-3d', 'coco17-2d'):\n"
     "    m = msf.Refiner.load(name, backend='cpp')\n"
     "    kf = rng.standard_normal((5, m.config.n_keyframes, m.config.P)).astype(np.float32)\n"
-    "    out[name] = m.refine(kf)\n"
-    "np.savez(sys.argv[1], **out)\n"
-    "print(_core.isa())\n")
+    "    out[name] = m.refine(kf)\n")
 
 
-def _outputs_on(isa, tmp_path):
-    import subprocess
-    import sys
-    path = tmp_path / f"{isa}.npz"
-    done = subprocess.run([sys.executable, "-c", _SAME_EVERYWHERE, str(path)], env=dict(os.environ, MSF_ISA=isa),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-1] == isa
-    return dict(np.load(path))
+@pytest.fixture(scope="module")
+def outputs_on(tmp_path_factory):
+    """isa -> _SAME_EVERYWHERE's outputs under MSF_ISA=isa, one process per ISA for the whole module."""
+    cache = {}
+
+    def run(isa):
+        if isa not in cache:
+            path = tmp_path_factory.mktemp(isa) / "out.npz"
+            done = _run_with_isa(isa, _SAME_EVERYWHERE + f"np.savez({str(path)!r}, **out)\nprint(_core.isa())\n")
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.split()[-1] == isa
+            cache[isa] = dict(np.load(path))
+        return cache[isa]
+    return run
 
 
-def test_avx2_and_avx512_give_the_same_bits(tmp_path):
+def _differing(a, b):
+    return np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
+
+
+def test_avx2_and_avx512_give_the_same_bits(outputs_on):
     """The x86 versions do the same operations in the same order, the FMAs where the code writes them (the
     build has -ffp-contract=off): every kernel, hence the whole model, is bit-identical on AVX2 and AVX-512."""
     if len(X86_VECTOR_ISAS) < 2:
         pytest.skip(f"this CPU or build has {X86_VECTOR_ISAS or 'neither AVX2 nor AVX-512'}, not both")
-    avx512, avx2 = (_outputs_on(isa, tmp_path) for isa in X86_VECTOR_ISAS)
-    for key in avx2:
-        differ = np.flatnonzero(avx2[key].view(np.uint32) != avx512[key].view(np.uint32))
-        assert differ.size == 0, (f"{key}: {differ.size} of {avx2[key].size} values differ between AVX2 and "
-                                  f"AVX-512, first at flat index {differ[:1]}")
+    first, second = X86_VECTOR_ISAS
+    for key, value in outputs_on(first).items():
+        differ = _differing(value, outputs_on(second)[key])
+        assert differ.size == 0, (f"{key}: {differ.size} of {value.size} values differ between {first} and "
+                                  f"{second}, first at flat index {differ[:1]}")
 
 
 @pytest.mark.parametrize("isa", X86_VECTOR_ISAS)
-def test_hand_written_layer_norm_and_softmax_equal_the_portable_body(isa, tmp_path):
+def test_hand_written_layer_norm_and_softmax_equal_the_portable_body(isa, outputs_on):
     """LayerNorm, written by hand per ISA, and the row softmax, compiled per ISA from one body, do the portable
     body's arithmetic value for value (layer_norm.cpp's claim): bit-identical outputs."""
     if not dict(_core.isas()).get("portable"):
         pytest.skip("no portable version in this build")
-    mine, portable = _outputs_on(isa, tmp_path), _outputs_on("portable", tmp_path)
     for key in ("layer_norm", "layer_norm_plain", "softmax"):
-        differ = np.flatnonzero(mine[key].view(np.uint32) != portable[key].view(np.uint32))
+        differ = _differing(outputs_on(isa)[key], outputs_on("portable")[key])
         assert differ.size == 0, f"{key}: {differ.size} values differ between {isa} and portable"

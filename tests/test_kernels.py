@@ -166,3 +166,27 @@ def test_every_gemm_version(isa, M, K, N, with_col_bias, with_row_bias, a_transp
                        a_transposed=a_transposed)
     bias = (0 if col_bias is None else col_bias) + (0 if row_bias is None else row_bias[:, None])
     assert_close(out, expected, **KERNEL, atol=dot_atol(a, b, bias), what=f"gemm {isa}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@EXAMPLES
+@given(st.integers(2, 60), size, size, st.booleans(), st.booleans(), seeds)
+def test_gemm_rows_do_not_depend_on_m(isa, M, K, N, with_row_bias, a_transposed, seed):
+    """Each output row of every GEMM version has the same bits whether its product has M rows, one (the
+    one-row path) or the rows from it on (other row blocks): a window's result never depends on its batch."""
+    if not dict(_core.isas())[isa]:
+        pytest.skip(f"this CPU or build has no {isa}")
+    rng = np.random.default_rng(seed)
+    a, b, col_bias = f32(rng, M, K), f32(rng, K, N, scale=K ** -0.5), f32(rng, N)
+    row_bias = f32(rng, M) if with_row_bias else None
+
+    def product(rows):
+        a_rows = a[rows]
+        return kernels.gemm(np.ascontiguousarray(a_rows.T) if a_transposed else a_rows, b, col_bias,
+                            None if row_bias is None else row_bias[rows], isa=isa, a_transposed=a_transposed)
+
+    whole = product(slice(0, M))
+    start = int(rng.integers(1, M))
+    np.testing.assert_array_equal(product(slice(start, M)), whole[start:], err_msg=f"rows {start}: of {M}")
+    for m in {0, start, M - 1}:
+        np.testing.assert_array_equal(product(slice(m, m + 1)), whole[m:m + 1], err_msg=f"row {m} alone")

@@ -153,6 +153,80 @@ __attribute__((target("avx512f"))) void tile_avx512_narrow(float* out, const flo
     MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11) MSF_STORE(12) MSF_STORE(13) MSF_STORE(14) MSF_STORE(15)
 #undef MSF_STORE
 }
+
+// One row (the M = 1 products of the SE layers and the mixing MLP): a (1, K) @ b (K, N)[:, :width] + biases
+// with VECS <= 12 ymm accumulators side by side, width in (8 (VECS - 1), 8 VECS]. A 6 x 16 tile holding one
+// row has two accumulators, each FMA waiting on the one before (4 cycles per k); twelve chains keep both FMA
+// units busy. Each output is summed as in the tiles above, so its bits do not depend on M.
+template <int VECS, bool FULL, bool AT>
+__attribute__((target("avx2,fma"))) void row_avx2(float* out, const float* a, size_t lda, const float* b,
+                                                  const float* col_bias, const float* row_bias, int K, int N, int width) {
+    constexpr int ROWS = 1;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(width - 8 * (VECS - 1)), lane);
+    MSF_ROW_POINTERS(0)
+    const __m256 rb = _mm256_set1_ps(MSF_ROW_BIAS(0));
+#define MSF_LOAD(p, V) (FULL || V + 1 < VECS ? _mm256_loadu_ps((p) + 8 * V) : _mm256_maskload_ps((p) + 8 * V, last))
+#define MSF_INIT(V) __m256 c##V = VECS > V ? _mm256_add_ps(col_bias ? MSF_LOAD(col_bias, V) : _mm256_setzero_ps(), rb) \
+                                           : _mm256_setzero_ps();
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7) MSF_INIT(8)
+    MSF_INIT(9) MSF_INIT(10) MSF_INIT(11)
+#undef MSF_INIT
+    for (int k = 0; k < K; ++k) {
+        const float* bk = b + static_cast<size_t>(k) * N;
+        const __m256 s = _mm256_broadcast_ss(&MSF_A(0));
+#define MSF_FMA(V) if (VECS > V) c##V = _mm256_fmadd_ps(s, MSF_LOAD(bk, V), c##V);
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7) MSF_FMA(8)
+        MSF_FMA(9) MSF_FMA(10) MSF_FMA(11)
+#undef MSF_FMA
+    }
+#undef MSF_LOAD
+#define MSF_STORE(V) if (VECS > V + 1) _mm256_storeu_ps(out + 8 * V, c##V);
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10)
+#undef MSF_STORE
+    const __m256 tail = VECS == 1 ? c0 : VECS == 2 ? c1 : VECS == 3 ? c2 : VECS == 4 ? c3 : VECS == 5 ? c4
+                      : VECS == 6 ? c5 : VECS == 7 ? c6 : VECS == 8 ? c7 : VECS == 9 ? c8 : VECS == 10 ? c9
+                      : VECS == 11 ? c10 : c11;
+    float* end = out + 8 * (VECS - 1);
+    if (FULL) {
+        _mm256_storeu_ps(end, tail);
+    } else {
+        alignas(32) float part[8];
+        _mm256_store_ps(part, tail);
+        for (int j = 0; j < width - 8 * (VECS - 1); ++j) end[j] = part[j];
+    }
+}
+
+// The same in zmm: VECS <= 16 accumulators, width in (16 (VECS - 1), 16 VECS].
+template <int VECS, bool AT>
+__attribute__((target("avx512f"))) void row_avx512(float* out, const float* a, size_t lda, const float* b,
+                                                   const float* col_bias, const float* row_bias, int K, int N, int width) {
+    constexpr int ROWS = 1;
+    const int rest = width - 16 * (VECS - 1);
+    const __mmask16 last = rest >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rest) - 1);
+    MSF_ROW_POINTERS(0)
+    const __m512 rb = _mm512_set1_ps(MSF_ROW_BIAS(0));
+#define MSF_LOAD(p, V) (V + 1 < VECS ? _mm512_loadu_ps((p) + 16 * V) : _mm512_maskz_loadu_ps(last, (p) + 16 * V))
+#define MSF_INIT(V) __m512 c##V = VECS > V ? _mm512_add_ps(col_bias ? MSF_LOAD(col_bias, V) : _mm512_setzero_ps(), rb) \
+                                           : _mm512_setzero_ps();
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7) MSF_INIT(8)
+    MSF_INIT(9) MSF_INIT(10) MSF_INIT(11) MSF_INIT(12) MSF_INIT(13) MSF_INIT(14) MSF_INIT(15)
+#undef MSF_INIT
+    for (int k = 0; k < K; ++k) {
+        const float* bk = b + static_cast<size_t>(k) * N;
+        const __m512 s = _mm512_set1_ps(MSF_A(0));
+#define MSF_FMA(V) if (VECS > V) c##V = _mm512_fmadd_ps(s, MSF_LOAD(bk, V), c##V);
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7) MSF_FMA(8)
+        MSF_FMA(9) MSF_FMA(10) MSF_FMA(11) MSF_FMA(12) MSF_FMA(13) MSF_FMA(14) MSF_FMA(15)
+#undef MSF_FMA
+    }
+#undef MSF_LOAD
+#define MSF_STORE(V) if (VECS > V) _mm512_mask_storeu_ps(out + 16 * V, V + 1 < VECS ? __mmask16(0xFFFF) : last, c##V);
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11) MSF_STORE(12) MSF_STORE(13) MSF_STORE(14) MSF_STORE(15)
+#undef MSF_STORE
+}
 #undef MSF_ROW_POINTERS
 #undef MSF_A
 #undef MSF_ROW_BIAS
@@ -172,15 +246,43 @@ constexpr Tile kNarrowTiles[16] = {
     tile_avx512_narrow<9, AT>,  tile_avx512_narrow<10, AT>, tile_avx512_narrow<11, AT>, tile_avx512_narrow<12, AT>,
     tile_avx512_narrow<13, AT>, tile_avx512_narrow<14, AT>, tile_avx512_narrow<15, AT>, tile_avx512_narrow<16, AT>};
 
+template <bool FULL, bool AT>
+constexpr Tile kAvx2Rows[12] = {row_avx2<1, FULL, AT>,  row_avx2<2, FULL, AT>,  row_avx2<3, FULL, AT>,
+                                row_avx2<4, FULL, AT>,  row_avx2<5, FULL, AT>,  row_avx2<6, FULL, AT>,
+                                row_avx2<7, FULL, AT>,  row_avx2<8, FULL, AT>,  row_avx2<9, FULL, AT>,
+                                row_avx2<10, FULL, AT>, row_avx2<11, FULL, AT>, row_avx2<12, FULL, AT>};
+template <bool AT>
+constexpr Tile kAvx512Rows[16] = {row_avx512<1, AT>,  row_avx512<2, AT>,  row_avx512<3, AT>,  row_avx512<4, AT>,
+                                  row_avx512<5, AT>,  row_avx512<6, AT>,  row_avx512<7, AT>,  row_avx512<8, AT>,
+                                  row_avx512<9, AT>,  row_avx512<10, AT>, row_avx512<11, AT>, row_avx512<12, AT>,
+                                  row_avx512<13, AT>, row_avx512<14, AT>, row_avx512<15, AT>, row_avx512<16, AT>};
+
+// A one-row product (M = 1) in chunks of `lanes` x `vectors` columns, each one call of a row tile.
+// a (1, K) is its own transpose: either layout is read with a stride of 1.
+void one_row(const Tile* full_tiles, const Tile* part_tiles, int lanes, int vectors, float* out, const float* a,
+             const float* b, const float* col_bias, const float* row_bias, int K, int N) {
+    for (int n = 0; n < N; n += lanes * vectors) {
+        const int width = N - n < lanes * vectors ? N - n : lanes * vectors;
+        const int count = (width + lanes - 1) / lanes;
+        (width % lanes == 0 ? full_tiles : part_tiles)[count - 1](out + n, a, 1, b + n,
+                                                                  col_bias ? col_bias + n : nullptr, row_bias, K, N,
+                                                                  width);
+    }
+}
+
 // One column panel [n, n + width) over every row block of `rows_per_tile` rows.
 template <bool AT>
 void panel(const Tile* tiles, int rows_per_tile, float* out, const float* a, const float* b, const float* col_bias,
            const float* row_bias, int M, int K, int N, int n, int width) {
     const size_t lda = static_cast<size_t>(AT ? M : K);
-    for (int m = 0; m < M; m += rows_per_tile) {
-        const int rows = M - m < rows_per_tile ? M - m : rows_per_tile;
+    // the fewest blocks, their rows as even as can be (51 = 6 x 6 + 3 x 5, not 8 x 6 + 3): a block of few
+    // rows has too few accumulators to hide the FMA latency
+    const int blocks = (M + rows_per_tile - 1) / rows_per_tile, base = M / blocks, larger = M % blocks;
+    for (int block = 0, m = 0; block < blocks; ++block) {
+        const int rows = base + (block < larger ? 1 : 0);
         tiles[rows - 1](out + static_cast<size_t>(m) * N + n, a + static_cast<size_t>(m) * (AT ? 1 : K), lda, b + n,
                         col_bias ? col_bias + n : nullptr, row_bias ? row_bias + m : nullptr, K, N, width);
+        m += rows;
     }
 }
 
@@ -189,6 +291,8 @@ void panel(const Tile* tiles, int rows_per_tile, float* out, const float* a, con
 template <bool AT>
 void run_avx2(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M, int K,
               int N) {
+    if (M == 1)
+        return one_row(kAvx2Rows<true, AT>, kAvx2Rows<false, AT>, 8, 12, out, a, b, col_bias, row_bias, K, N);
     for (int n = 0; n < N; n += 16) {
         const int width = N - n < 16 ? N - n : 16;
         panel<AT>(width == 16 ? kAvx2Tiles<true, AT> : kAvx2Tiles<false, AT>, 6, out, a, b, col_bias, row_bias, M, K,
@@ -199,6 +303,8 @@ void run_avx2(float* out, const float* a, const float* b, const float* col_bias,
 template <bool AT>
 void run_avx512(float* out, const float* a, const float* b, const float* col_bias, const float* row_bias, int M,
                 int K, int N) {
+    if (M == 1)
+        return one_row(kAvx512Rows<AT>, kAvx512Rows<AT>, 16, 16, out, a, b, col_bias, row_bias, K, N);
     for (int n = 0; n < N; n += 32) {
         const int width = N - n < 32 ? N - n : 32;
         if (width <= 16)  // the last columns: a 16-wide tile wastes fewer lanes than a 32-wide one

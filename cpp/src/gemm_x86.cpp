@@ -21,27 +21,28 @@ namespace {
 using Tile = void (*)(float* out, const float* a, size_t lda, const float* b, const float* col_bias,
                       const float* row_bias, int K, int N, int width);
 
-// Stores a tile row's first `width` of 16 floats. vmaskmovps to memory costs ~12 cycles on AMD cores
-// (Zen 4, measured) against ~1 for a plain store: twelve of them per tile cost ~40% of a K = 64 product. So
-// the whole vectors are stored plainly and the last part through a copy.
+// Stores v's first count < 8 floats. vmaskmovps to memory costs ~12 cycles on AMD cores (Zen 4, measured)
+// against ~1 for a plain store: twelve of them per tile cost ~40% of a K = 64 product. So a tile's whole
+// vectors are stored plainly and a last partial one through this copy.
+__attribute__((target("avx2,fma"), always_inline)) inline void store_part_avx2(float* out, __m256 v, int count) {
+    alignas(32) float part[8];
+    _mm256_store_ps(part, v);
+    for (int j = 0; j < count; ++j) out[j] = part[j];
+}
+
+// Stores a tile row's first `width` of 16 floats.
 template <bool FULL>
 __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(float* out, __m256 c0, __m256 c1,
                                                                               int width) {
     if (FULL) {
         _mm256_storeu_ps(out, c0);
         _mm256_storeu_ps(out + 8, c1);
-        return;
-    }
-    alignas(32) float part[8];
-    if (width >= 8) {
+    } else if (width >= 8) {
         _mm256_storeu_ps(out, c0);
-        _mm256_store_ps(part, c1);
-        width -= 8;
-        out += 8;
+        store_part_avx2(out + 8, c1, width - 8);
     } else {
-        _mm256_store_ps(part, c0);
+        store_part_avx2(out, c0, width);
     }
-    for (int j = 0; j < width; ++j) out[j] = part[j];
 }
 
 // out[ROWS <= 6, width <= 16] = a (ROWS, K) @ b (K, N)[:, :width] + biases, in 12 ymm accumulators. FULL
@@ -181,21 +182,16 @@ __attribute__((target("avx2,fma"))) void row_avx2(float* out, const float* a, si
 #undef MSF_FMA
     }
 #undef MSF_LOAD
-#define MSF_STORE(V) if (VECS > V + 1) _mm256_storeu_ps(out + 8 * V, c##V);
-    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
-    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10)
-#undef MSF_STORE
-    const __m256 tail = VECS == 1 ? c0 : VECS == 2 ? c1 : VECS == 3 ? c2 : VECS == 4 ? c3 : VECS == 5 ? c4
-                      : VECS == 6 ? c5 : VECS == 7 ? c6 : VECS == 8 ? c7 : VECS == 9 ? c8 : VECS == 10 ? c9
-                      : VECS == 11 ? c10 : c11;
-    float* end = out + 8 * (VECS - 1);
-    if (FULL) {
-        _mm256_storeu_ps(end, tail);
-    } else {
-        alignas(32) float part[8];
-        _mm256_store_ps(part, tail);
-        for (int j = 0; j < width - 8 * (VECS - 1); ++j) end[j] = part[j];
+#define MSF_STORE(V)                                                                    \
+    if (VECS > V) {                                                                     \
+        if (FULL || V + 1 < VECS)                                                       \
+            _mm256_storeu_ps(out + 8 * V, c##V);                                        \
+        else                                                                            \
+            store_part_avx2(out + 8 * V, c##V, width - 8 * V);                          \
     }
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11)
+#undef MSF_STORE
 }
 
 // The same in zmm: VECS <= 16 accumulators, width in (16 (VECS - 1), 16 VECS].

@@ -130,8 +130,8 @@ MSF_INLINE float sum_squared_deviation(const float* a, int n, float mean) {
 }
 
 // out (cols, rows) = in (rows, cols)^T, by 8 x 8 blocks transposed in registers (the element-by-element loop
-// was a strided scalar store per float). Named values, not arrays: GCC kept arrays of vectors in memory, so each round was a store and a reload
-// (~90 cycles per block instead of ~25).
+// was a strided scalar store per float). Named values, not arrays: GCC kept arrays of vectors in memory,
+// each round a store and a reload (~90 cycles per block instead of ~25).
 MSF_INLINE void transpose_block8(float* out, size_t out_stride, const float* in, size_t in_stride) {
     // the rounds of the x86 8 x 8 transpose, each pattern one instruction there (unpcklps/unpckhps, shufps,
     // vperm2f128): elements of row pairs interleaved, then pairs of them, then halves

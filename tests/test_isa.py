@@ -94,6 +94,10 @@ _SAME_EVERYWHERE = (
     "w, b = (rng.standard_normal(37).astype(np.float32) for _ in range(2))\n"
     "out = {'layer_norm': k.layer_norm(x, w, b, r), 'layer_norm_plain': k.layer_norm(x, w, b, None),\n"
     "       'softmax': k.softmax(x.copy())}\n"
+    "# C a power of two: the x86 versions multiply by 1/C, the portable body divides by C\n"
+    "x, r = (rng.standard_normal((51, 64)).astype(np.float32) * 3 + 1 for _ in range(2))\n"
+    "w, b = (rng.standard_normal(64).astype(np.float32) for _ in range(2))\n"
+    "out.update(layer_norm_pow2=k.layer_norm(x, w, b, r), layer_norm_pow2_plain=k.layer_norm(x, w, b, None))\n"
     "for name in ('h36m17-3d', 'coco17-2d'):\n"
     "    m = msf.Refiner.load(name, backend='cpp')\n"
     "    kf = rng.standard_normal((5, m.config.n_keyframes, m.config.P)).astype(np.float32)\n"
@@ -138,6 +142,6 @@ def test_hand_written_layer_norm_and_softmax_equal_the_portable_body(isa, output
     body's arithmetic value for value (layer_norm.cpp's claim): bit-identical outputs."""
     if not dict(_core.isas()).get("portable"):
         pytest.skip("no portable version in this build")
-    for key in ("layer_norm", "layer_norm_plain", "softmax"):
+    for key in ("layer_norm", "layer_norm_plain", "layer_norm_pow2", "layer_norm_pow2_plain", "softmax"):
         differ = _differing(outputs_on(isa)[key], outputs_on("portable")[key])
         assert differ.size == 0, f"{key}: {differ.size} values differ between {isa} and portable"

@@ -56,6 +56,17 @@ namespace {
 constexpr int kRows = 4;
 #define MSF_EACH_ROW for (int j = 0; j < R; ++j)
 
+// total / C. Where C is a power of two (every official config; POW2), 1/C is exact and total * (1/C) is the
+// correctly rounded quotient: the division's bits without its latency, ~1/4 of a row's statistics chain
+// (LayerNorm 51 x 32 with a residual, AVX2 on Zen 4: 0.57 -> 0.52 us). Chosen once per call: a run-time test
+// inside the rows measured slower (0.68 us).
+template <bool POW2>
+MSF_INLINE float per_element(float total, int C) {
+    return POW2 ? total * (1.0f / static_cast<float>(C)) : total / static_cast<float>(C);
+}
+
+MSF_INLINE bool power_of_two(int C) { return C > 0 && (C & (C - 1)) == 0; }
+
 __attribute__((target("avx512f"), always_inline)) inline float combine16(__m512 acc) {
     const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
@@ -71,14 +82,13 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 x16(const float*
     return RESIDUAL ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i)) : v;
 }
 
-template <int R, bool RESIDUAL>
+template <int R, bool RESIDUAL, bool POW2>
 __attribute__((target("avx512f"), always_inline)) inline void rows_avx512(float* out, const float* in,
                                                                           const float* residual, const float* weight,
                                                                           const float* bias, int C) {
     // out (R, C), in (R, C), residual (R, C) if RESIDUAL, weight (C), bias (C)
     const int full = C / 16 * 16, vectors_end = C - full >= 8 ? full + 8 : full;
     const __mmask16 half = 0x00FF, last = static_cast<__mmask16>((1u << (C - full)) - 1);
-    const float count = static_cast<float>(C);
     const float* a[R];
     const float* b[R];
     MSF_EACH_ROW a[j] = in + static_cast<size_t>(j) * C, b[j] = RESIDUAL ? residual + static_cast<size_t>(j) * C : nullptr;
@@ -90,7 +100,7 @@ __attribute__((target("avx512f"), always_inline)) inline void rows_avx512(float*
     if (vectors_end > full) MSF_EACH_ROW acc[j] = _mm512_mask_add_ps(acc[j], half, acc[j], x16<RESIDUAL>(a[j], b[j], full, half));
     MSF_EACH_ROW total[j] = combine16(acc[j]);
     for (int i = vectors_end; i < C; ++i) MSF_EACH_ROW total[j] += x1(j, i);
-    MSF_EACH_ROW mean[j] = total[j] / count, mean16[j] = _mm512_set1_ps(mean[j]), acc[j] = _mm512_setzero_ps();
+    MSF_EACH_ROW mean[j] = per_element<POW2>(total[j], C), mean16[j] = _mm512_set1_ps(mean[j]), acc[j] = _mm512_setzero_ps();
     for (int i = 0; i < full; i += 16)
         MSF_EACH_ROW {
             const __m512 d = _mm512_sub_ps(x16<RESIDUAL>(a[j], b[j], i, 0xFFFF), mean16[j]);
@@ -103,7 +113,7 @@ __attribute__((target("avx512f"), always_inline)) inline void rows_avx512(float*
         }
     MSF_EACH_ROW total[j] = combine16(acc[j]);
     for (int i = vectors_end; i < C; ++i) MSF_EACH_ROW total[j] += (x1(j, i) - mean[j]) * (x1(j, i) - mean[j]);
-    MSF_EACH_ROW inv_std16[j] = _mm512_set1_ps(1.0f / std::sqrt(total[j] / count + 1e-5f));
+    MSF_EACH_ROW inv_std16[j] = _mm512_set1_ps(1.0f / std::sqrt(per_element<POW2>(total[j], C) + 1e-5f));
     for (int i = 0; i < C; i += 16) {
         const __mmask16 m = i < full ? __mmask16(0xFFFF) : last;
         const __m512 w = _mm512_maskz_loadu_ps(m, weight + i), bi = _mm512_maskz_loadu_ps(m, bias + i);
@@ -115,17 +125,17 @@ __attribute__((target("avx512f"), always_inline)) inline void rows_avx512(float*
     }
 }
 
-template <bool RESIDUAL>
+template <bool RESIDUAL, bool POW2>
 __attribute__((target("avx512f"))) void layer_norm_avx512(float* out, const float* in, const float* residual,
                                                           const float* weight, const float* bias, int rows, int C) {
     int r = 0;
     for (; r + kRows <= rows; r += kRows) {
         const size_t at = static_cast<size_t>(r) * C;
-        rows_avx512<kRows, RESIDUAL>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
+        rows_avx512<kRows, RESIDUAL, POW2>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
     }
     for (; r < rows; ++r) {
         const size_t at = static_cast<size_t>(r) * C;
-        rows_avx512<1, RESIDUAL>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
+        rows_avx512<1, RESIDUAL, POW2>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
     }
 }
 
@@ -143,13 +153,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 x8(const float*
     return RESIDUAL ? _mm256_add_ps(v, _mm256_loadu_ps(b + i)) : v;
 }
 
-template <int R, bool RESIDUAL>
+template <int R, bool RESIDUAL, bool POW2>
 __attribute__((target("avx2,fma"), always_inline)) inline void rows_avx2(float* out, const float* in,
                                                                         const float* residual, const float* weight,
                                                                         const float* bias, int C) {
     // out (R, C), in (R, C), residual (R, C) if RESIDUAL, weight (C), bias (C)
     const int full = C / 16 * 16, vectors_end = C / 8 * 8;
-    const float count = static_cast<float>(C);
     const float* a[R];
     const float* b[R];
     MSF_EACH_ROW a[j] = in + static_cast<size_t>(j) * C, b[j] = RESIDUAL ? residual + static_cast<size_t>(j) * C : nullptr;
@@ -165,7 +174,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void rows_avx2(float* 
     if (vectors_end > full) MSF_EACH_ROW lo[j] = _mm256_add_ps(lo[j], x8<RESIDUAL>(a[j], b[j], full));
     MSF_EACH_ROW total[j] = combine8x2(lo[j], hi[j]);
     for (int i = vectors_end; i < C; ++i) MSF_EACH_ROW total[j] += x1(j, i);
-    MSF_EACH_ROW mean[j] = total[j] / count, mean8[j] = _mm256_set1_ps(mean[j]), lo[j] = hi[j] = _mm256_setzero_ps();
+    MSF_EACH_ROW mean[j] = per_element<POW2>(total[j], C), mean8[j] = _mm256_set1_ps(mean[j]), lo[j] = hi[j] = _mm256_setzero_ps();
     for (int i = 0; i < full; i += 16)
         MSF_EACH_ROW {
             const __m256 d0 = _mm256_sub_ps(x8<RESIDUAL>(a[j], b[j], i), mean8[j]);
@@ -180,7 +189,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void rows_avx2(float* 
         }
     MSF_EACH_ROW total[j] = combine8x2(lo[j], hi[j]);
     for (int i = vectors_end; i < C; ++i) MSF_EACH_ROW total[j] += (x1(j, i) - mean[j]) * (x1(j, i) - mean[j]);
-    MSF_EACH_ROW inv_std[j] = 1.0f / std::sqrt(total[j] / count + 1e-5f), inv_std8[j] = _mm256_set1_ps(inv_std[j]);
+    MSF_EACH_ROW inv_std[j] = 1.0f / std::sqrt(per_element<POW2>(total[j], C) + 1e-5f), inv_std8[j] = _mm256_set1_ps(inv_std[j]);
     for (int i = 0; i < vectors_end; i += 8) {
         const __m256 w = _mm256_loadu_ps(weight + i), bi = _mm256_loadu_ps(bias + i);
         MSF_EACH_ROW {
@@ -193,17 +202,17 @@ __attribute__((target("avx2,fma"), always_inline)) inline void rows_avx2(float* 
         MSF_EACH_ROW out[static_cast<size_t>(j) * C + i] = (x1(j, i) - mean[j]) * inv_std[j] * weight[i] + bias[i];
 }
 
-template <bool RESIDUAL>
+template <bool RESIDUAL, bool POW2>
 __attribute__((target("avx2,fma"))) void layer_norm_avx2(float* out, const float* in, const float* residual,
                                                         const float* weight, const float* bias, int rows, int C) {
     int r = 0;
     for (; r + kRows <= rows; r += kRows) {
         const size_t at = static_cast<size_t>(r) * C;
-        rows_avx2<kRows, RESIDUAL>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
+        rows_avx2<kRows, RESIDUAL, POW2>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
     }
     for (; r < rows; ++r) {
         const size_t at = static_cast<size_t>(r) * C;
-        rows_avx2<1, RESIDUAL>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
+        rows_avx2<1, RESIDUAL, POW2>(out + at, in + at, RESIDUAL ? residual + at : nullptr, weight, bias, C);
     }
 }
 
@@ -212,15 +221,20 @@ __attribute__((target("avx2,fma"))) void layer_norm_avx2(float* out, const float
 }  // namespace
 MSF_INTRINSICS_END
 
+// [residual given][C a power of two]
+using LayerNorm = void (*)(float*, const float*, const float*, const float*, const float*, int, int);
+constexpr LayerNorm kAvx512[2][2] = {{layer_norm_avx512<false, false>, layer_norm_avx512<false, true>},
+                                     {layer_norm_avx512<true, false>, layer_norm_avx512<true, true>}};
+constexpr LayerNorm kAvx2[2][2] = {{layer_norm_avx2<false, false>, layer_norm_avx2<false, true>},
+                                   {layer_norm_avx2<true, false>, layer_norm_avx2<true, true>}};
+
 void layer_norm_forward(float* out, const float* in, const float* residual, const float* weight, const float* bias,
                         int rows, int C) {
     // out (rows, C) = LN(in + residual); residual may be null; out may alias in or residual
     switch (isa::active()) {
         case isa::Isa::avx512:
-            return (residual ? layer_norm_avx512<true> : layer_norm_avx512<false>)(out, in, residual, weight, bias,
-                                                                                  rows, C);
-        case isa::Isa::avx2:
-            return (residual ? layer_norm_avx2<true> : layer_norm_avx2<false>)(out, in, residual, weight, bias, rows, C);
+            return kAvx512[residual != nullptr][power_of_two(C)](out, in, residual, weight, bias, rows, C);
+        case isa::Isa::avx2: return kAvx2[residual != nullptr][power_of_two(C)](out, in, residual, weight, bias, rows, C);
         default: return layer_norm_generic_body(out, in, residual, weight, bias, rows, C);
     }
 }

@@ -190,3 +190,19 @@ def test_gemm_rows_do_not_depend_on_m(isa, M, K, N, with_row_bias, a_transposed,
     np.testing.assert_array_equal(product(slice(start, M)), whole[start:], err_msg=f"rows {start}: of {M}")
     for m in {0, start, M - 1}:
         np.testing.assert_array_equal(product(slice(m, m + 1)), whole[m:m + 1], err_msg=f"row {m} alone")
+
+
+@EXAMPLES
+@given(size, size, st.integers(1, 140), st.booleans(), seeds)
+def test_avx2_and_avx512_gemms_give_the_same_bits(M, K, N, a_transposed, seed):
+    """The AVX2 and AVX-512 GEMMs sum each output over k in order with one FMA per term, whatever their tile
+    shapes (6 x 16, 12 x 8 for a last panel of <= 8 columns, 8 x 32, 16 x 16, one-row tiles): the same bits."""
+    available = dict(_core.isas())
+    if not (available.get("avx2") and available.get("avx512")):
+        pytest.skip("this CPU or build lacks AVX2 or AVX-512")
+    rng = np.random.default_rng(seed)
+    a, b, col_bias, row_bias = f32(rng, M, K), f32(rng, K, N, scale=K ** -0.5), f32(rng, N), f32(rng, M)
+    a_in = np.ascontiguousarray(a.T) if a_transposed else a
+    outs = [kernels.gemm(a_in, b, col_bias, row_bias, isa=isa, a_transposed=a_transposed) for isa in ("avx2", "avx512")]
+    differ = np.flatnonzero(outs[0].view(np.uint32) != outs[1].view(np.uint32))
+    assert differ.size == 0, f"{differ.size} of {outs[0].size} values differ, first at flat index {differ[0]}"

@@ -84,6 +84,41 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* a, s
 #undef MSF_STORE
 }
 
+// A last column panel of width <= 8 (N = 51 leaves 3, N = 101 leaves 5): ROWS <= 12 x width, one ymm each.
+// The 6 x 16 tile would spend two FMAs per row and k on it, one of them on no column at all.
+template <int ROWS, bool AT>
+__attribute__((target("avx2,fma"))) void tile_avx2_narrow(float* out, const float* a, size_t lda, const float* b,
+                                                          const float* col_bias, const float* row_bias, int K, int N,
+                                                          int width) {
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    MSF_ROW_POINTERS(0) MSF_ROW_POINTERS(1) MSF_ROW_POINTERS(2) MSF_ROW_POINTERS(3) MSF_ROW_POINTERS(4)
+    MSF_ROW_POINTERS(5) MSF_ROW_POINTERS(6) MSF_ROW_POINTERS(7) MSF_ROW_POINTERS(8) MSF_ROW_POINTERS(9)
+    MSF_ROW_POINTERS(10) MSF_ROW_POINTERS(11)
+    const __m256 cb = col_bias ? _mm256_maskload_ps(col_bias, m0) : _mm256_setzero_ps();
+#define MSF_INIT(R) __m256 c##R = _mm256_add_ps(cb, _mm256_set1_ps(MSF_ROW_BIAS(R)));
+    MSF_INIT(0) MSF_INIT(1) MSF_INIT(2) MSF_INIT(3) MSF_INIT(4) MSF_INIT(5) MSF_INIT(6) MSF_INIT(7) MSF_INIT(8)
+    MSF_INIT(9) MSF_INIT(10) MSF_INIT(11)
+#undef MSF_INIT
+    for (int k = 0; k < K; ++k) {
+        const __m256 b0 = _mm256_maskload_ps(b + static_cast<size_t>(k) * N, m0);
+#define MSF_FMA(R) \
+    if (ROWS > R) c##R = _mm256_fmadd_ps(_mm256_broadcast_ss(&MSF_A(R)), b0, c##R);
+        MSF_FMA(0) MSF_FMA(1) MSF_FMA(2) MSF_FMA(3) MSF_FMA(4) MSF_FMA(5) MSF_FMA(6) MSF_FMA(7) MSF_FMA(8)
+        MSF_FMA(9) MSF_FMA(10) MSF_FMA(11)
+#undef MSF_FMA
+    }
+#define MSF_STORE(R)                                                                \
+    if (ROWS > R) {                                                                 \
+        if (width == 8)                                                             \
+            _mm256_storeu_ps(out + static_cast<size_t>(R) * N, c##R);               \
+        else                                                                        \
+            store_part_avx2(out + static_cast<size_t>(R) * N, c##R, width);          \
+    }
+    MSF_STORE(0) MSF_STORE(1) MSF_STORE(2) MSF_STORE(3) MSF_STORE(4) MSF_STORE(5) MSF_STORE(6) MSF_STORE(7)
+    MSF_STORE(8) MSF_STORE(9) MSF_STORE(10) MSF_STORE(11)
+#undef MSF_STORE
+}
+
 // out[ROWS <= 8, width <= 32] = a (ROWS, K) @ b (K, N)[:, :width] + biases, in 16 zmm accumulators; FULL
 // (width == 32) tiles load b without masks, as in tile_avx2.
 template <int ROWS, bool FULL, bool AT>
@@ -231,6 +266,11 @@ __attribute__((target("avx512f"))) void row_avx512(float* out, const float* a, s
 template <bool FULL, bool AT>
 constexpr Tile kAvx2Tiles[6] = {tile_avx2<1, FULL, AT>, tile_avx2<2, FULL, AT>, tile_avx2<3, FULL, AT>,
                                 tile_avx2<4, FULL, AT>, tile_avx2<5, FULL, AT>, tile_avx2<6, FULL, AT>};
+template <bool AT>
+constexpr Tile kAvx2Narrow[12] = {tile_avx2_narrow<1, AT>,  tile_avx2_narrow<2, AT>,  tile_avx2_narrow<3, AT>,
+                                  tile_avx2_narrow<4, AT>,  tile_avx2_narrow<5, AT>,  tile_avx2_narrow<6, AT>,
+                                  tile_avx2_narrow<7, AT>,  tile_avx2_narrow<8, AT>,  tile_avx2_narrow<9, AT>,
+                                  tile_avx2_narrow<10, AT>, tile_avx2_narrow<11, AT>, tile_avx2_narrow<12, AT>};
 template <bool FULL, bool AT>
 constexpr Tile kAvx512Tiles[8] = {tile_avx512<1, FULL, AT>, tile_avx512<2, FULL, AT>, tile_avx512<3, FULL, AT>,
                                   tile_avx512<4, FULL, AT>, tile_avx512<5, FULL, AT>, tile_avx512<6, FULL, AT>,
@@ -291,8 +331,11 @@ void run_avx2(float* out, const float* a, const float* b, const float* col_bias,
         return one_row(kAvx2Rows<true, AT>, kAvx2Rows<false, AT>, 8, 12, out, a, b, col_bias, row_bias, K, N);
     for (int n = 0; n < N; n += 16) {
         const int width = N - n < 16 ? N - n : 16;
-        panel<AT>(width == 16 ? kAvx2Tiles<true, AT> : kAvx2Tiles<false, AT>, 6, out, a, b, col_bias, row_bias, M, K,
-                  N, n, width);
+        if (width <= 8)
+            panel<AT>(kAvx2Narrow<AT>, 12, out, a, b, col_bias, row_bias, M, K, N, n, width);
+        else
+            panel<AT>(width == 16 ? kAvx2Tiles<true, AT> : kAvx2Tiles<false, AT>, 6, out, a, b, col_bias, row_bias, M,
+                      K, N, n, width);
     }
 }
 

@@ -37,11 +37,13 @@ static MSF_INLINE void mix_synth_attention_forward_body(float* out, const float*
     // the channel branch attends over channels of z^T; its output comes transposed back to (T, C)
     synth_attention_t_forward(y_channel, z_t, z, w.channel, branch_scratch);
 
-    // g[t] = mean over channels of y_token + y_channel
+    // g[t] = mean over channels of y_token + y_channel; the divisions in a loop of their own, which
+    // vectorises (one per row, each ending its row's chain: pw3d batch 1, AVX2, Zen 4: 57.6 -> 57.3 us)
     for (int t = 0; t < T; ++t) {
         const size_t row = static_cast<size_t>(t) * C;
-        g[t] = (vmath::sum(y_token + row, C) + vmath::sum(y_channel + row, C)) / static_cast<float>(C);
+        g[t] = vmath::sum(y_token + row, C) + vmath::sum(y_channel + row, C);
     }
+    for (int t = 0; t < T; ++t) g[t] /= static_cast<float>(C);
     linear_forward(hidden, g, w.fc1_t, w.fc1_b, 1, T, w.reweight_hidden);
     gelu_forward(hidden, static_cast<size_t>(w.reweight_hidden));
     linear_forward(m, hidden, w.fc2_t, w.fc2_b, 1, w.reweight_hidden, 2 * T);

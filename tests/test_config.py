@@ -109,3 +109,19 @@ def test_pose_fields_of_another_type_are_refused(field, value):
         msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(pose)})
     if field != "joints":  # null: not stated (joints and dims, present, must describe P: tested above)
         msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(dict(pose, **{field: None}))})
+
+
+@pytest.mark.parametrize("roots", [[99], [17], [], ["pelvis"], [0, 0], [-1]])
+def test_root_joints_that_name_no_joint_are_refused_at_load(roots):
+    """A root-relative file's root_joints must be joints of the file: refused at load, not at the first recover."""
+    pose = {"joints": [f"j{i}" for i in range(17)], "dims": 3, "units": "mm", "root_relative": True,
+            "root_joints": roots}
+    with pytest.raises(msf.WeightsError, match="metadata pose root_joints"):
+        msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(pose)})
+
+
+def test_root_joints_may_be_named():
+    pose = {"joints": [f"j{i}" for i in range(17)], "dims": 3, "units": "mm", "root_relative": True,
+            "root_joints": ["j2", 3]}
+    refiner = msf.Refiner(msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(pose)}))
+    assert refiner.convention.root_indices(17) == [2, 3]

@@ -95,3 +95,30 @@ def test_errors(plain, rooted):
         s.push(keyframes(1)[0].reshape(-1))
     with pytest.raises(msf.InputError):
         plain.stream(latency="keyframe").push(np.full((14, 3), np.inf))
+
+
+def test_a_push_that_raises_leaves_the_stream_as_it_was(rooted):
+    """A keyframe beyond float32 once normalised is refused; the next pushes give what they would have given
+    had it never been pushed (it was counted and kept in the window)."""
+    kf = keyframes(8)
+    fresh = rooted.stream(latency="keyframe")
+    expected = [fresh.push(k) for k in kf]
+    bad = np.full((14, 3), 3e38)
+    bad[2:4] = -3e38  # the root joints: the others are 6e38 from the root
+    s = rooted.stream(latency="keyframe")
+    got = [s.push(k) for k in kf[:4]]
+    with pytest.raises(msf.InputError, match="exceeds float32 range"):
+        s.push(bad)
+    assert s.pushed == 4
+    got += [s.push(k) for k in kf[4:]]
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_image_size_is_checked_when_the_stream_is_made():
+    config = official_config(10, 1, 30, 16, 2)
+    pose = {"joints": [f"j{i}" for i in range(15)], "dims": 2, "units": "px", "image_normalised": True}
+    refiner = msf.Refiner(msf.Model.from_tensors(random_state_dict(config, seed=5), {"pose": json.dumps(pose)}))
+    for size in [None, (0, 480), (640,)]:
+        with pytest.raises(msf.InputError, match="image_size"):
+            refiner.stream(latency="keyframe", image_size=size)  # was refused at the first push only

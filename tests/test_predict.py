@@ -71,6 +71,8 @@ def test_errors_name_the_problem(refiner):
         refiner.predict(nan, 3)
     with pytest.raises(msf.InputError, match="shape"):
         refiner.predict(np.zeros((12, 16, 3)), 3)
+    with pytest.raises(msf.InputError, match="history hold values beyond float32 range"):
+        refiner.predict(np.full((12, 17, 3), 1e39), 3)  # blamed the predicted frames
     with pytest.raises(msf.InputError, match="keyframe model"):
         refiner.recover(np.zeros((3, 17, 3)), 21)
     with pytest.raises(msf.InputError, match="keyframe model"):

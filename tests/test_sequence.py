@@ -436,3 +436,64 @@ def test_recover_memory_is_bounded():
         tracemalloc.stop()
         peaks.append(peak - out.nbytes)
     assert peaks[1] < 16 << 20 and peaks[1] < peaks[0] + (2 << 20), f"working memory {peaks} bytes"
+
+
+def test_a_push_that_raises_leaves_the_stream_as_it_was(refiner_2d):
+    """The window that takes a keyframe overflowing float32 once normalised is refused; the stream goes on
+    as if that keyframe had never been pushed (it had counted it, and every later push failed)."""
+    n, size = 61, (1e-30, 1e-30)
+    kf = detections_2d(n) * 1e-30
+    bad = kf[6] * 1e40  # the 7th keyframe: Q = 1, so the window of grid points 5 and 6 runs on its push
+    s = refiner_2d.stream(image_size=size)
+    parts = [s.push(k) for k in kf[:6]]
+    with pytest.raises(msf.InputError, match="window starting at frame 50"):
+        s.push(bad)
+    assert s.pushed == 6
+    parts += [s.push(k) for k in kf[6:]] + [s.finish()]
+    np.testing.assert_array_equal(np.concatenate(parts), refiner_2d.recover(kf, n, image_size=size))
+
+
+def test_a_failed_finish_can_be_retried(refiner):
+    """finish() refusing a joint never detected leaves the stream open for the missing detections."""
+    kf = detections(31)
+    first = kf.copy()
+    first[:-1, 5] = np.nan
+    s = refiner.stream()
+    parts = [s.push(k) for k in first[:-1]]
+    with pytest.raises(msf.InputError, match=r"joints \[5\] are missing"):
+        s.finish()
+    parts += [s.push(first[-1]), s.finish()]
+    np.testing.assert_array_equal(np.concatenate(parts), refiner.recover(first, 31))
+    with pytest.raises(msf.InputError, match="already called"):
+        s.finish()  # a second finish gave an empty array
+
+
+def test_streams_take_scored_keypoints_as_recover_does(refiner_2d):
+    """(J, 3) = x, y, score keyframes: joints scored below min_score are missing, in streams as in recover."""
+    n = 61
+    rng = np.random.default_rng(3)
+    kf = np.concatenate([detections_2d(n), rng.uniform(0, 1, (len(msf.keyframe_indices(n, 10)), 15, 1))], axis=2)
+    kf[:, 0, 2] = 0.9  # joint 0 is seen everywhere, so the live stream's first keyframe is complete
+    kf[0, :, 2] = 0.9
+    for min_score in (0.3, 0.6):
+        expected = refiner_2d.recover(kf, n, image_size=(640, 480), min_score=min_score)
+        got = stream_all(refiner_2d, kf, n, image_size=(640, 480), min_score=min_score)
+        np.testing.assert_array_equal(got, expected)
+        assert refiner_2d.stream(latency="keyframe", image_size=(640, 480), min_score=min_score).push(kf[0]).shape \
+            == (1, 15, 2)
+    with pytest.raises(msf.InputError, match="min_score"):
+        refiner_2d.stream(image_size=(640, 480), min_score=float("nan"))
+
+
+def test_arrays_that_would_be_misread_are_refused(refiner, refiner_2d):
+    masked = np.ma.masked_array(detections(21), mask=False)
+    masked.mask[1, 3] = True
+    with pytest.raises(msf.InputError, match="masked array"):
+        refiner.recover(masked, 21)  # np.asarray dropped the mask: the values under it were used
+    with pytest.raises(msf.InputError, match="image_size"):
+        refiner_2d.recover(detections_2d(37), 37, image_size={640: 1, 480: 2})  # its keys were used
+    with pytest.raises(msf.InputError, match=r"expected \(M, 14, 3\) or \(M, 42\) for one person, "
+                                             r"\(N, M, 14, 3\) or \(N, M, 42\) for N people"):
+        refiner.recover(detections(21)[None, None], 21)
+    with pytest.raises(msf.InputError, match=r"keyframe: shape \(13, 3\); expected \(14, 3\) or \(42,\)"):
+        refiner.stream().push(np.zeros((13, 3)))

@@ -20,7 +20,7 @@ import numpy as np
 from .backend import RefineWindows
 from .config import Config
 from .errors import InputError
-from .inputs import as_poses, real_array
+from .inputs import MIN_SCORE, check_min_score, pushed_pose
 from .normalise import Normaliser
 from .pose import PoseConvention
 
@@ -28,12 +28,19 @@ from .pose import PoseConvention
 class LiveStream:
     """One person's detections on frames 0, K, 2K, ... in; each frame out within K frames of it.
 
-    push(keyframe (J, D) or (P,), user units, NaN = missing joint) -> frames (F, J, D) (or (F, P)):
-    frame 0 for the first push, then frames (q-1)K+1 .. qK for the q-th (K frames each)."""
+    push(keyframe (J, D) or (P,), user units, NaN = missing joint; a 2D model also takes (J, 3) = x, y,
+    score, joints scored below min_score missing) -> frames (F, J, D) (or (F, P)): frame 0 for the first
+    push, then frames (q-1)K+1 .. qK for the q-th (K frames each). A push that raises leaves the stream as
+    it was."""
 
-    def __init__(self, config: Config, refine_windows: RefineWindows, convention: PoseConvention, image_size=None):
+    def __init__(self, config: Config, refine_windows: RefineWindows, convention: PoseConvention, image_size=None,
+                 min_score: float = MIN_SCORE):
         self._config, self._refine, self._convention = config, refine_windows, convention
         self._image_size = image_size
+        if convention.shape is not None:  # the convention's checks of image_size, now rather than at the first push
+            Normaliser(convention, convention.shape, image_size)
+        check_min_score(min_score)
+        self._min_score = min_score
         self._normaliser: Normaliser | None = None
         self._flat = False
         self._last: np.ndarray | None = None   # last detection, missing joints held
@@ -52,11 +59,9 @@ class LiveStream:
 
     def push(self, keyframe) -> np.ndarray:
         c = self._config
-        pose = as_poses(real_array(keyframe, "keyframe")[None], self._convention.shape, c.P, 1, "keyframe")[0]
-        if self._normaliser is None:
-            self._flat = np.ndim(keyframe) == 1
-            self._normaliser = Normaliser(self._convention, pose.shape, self._image_size)
-        elif pose.shape != self._normaliser.shape:
+        pose = pushed_pose(keyframe, self._convention.shape, c.P, self._min_score)
+        normaliser = self._normaliser or Normaliser(self._convention, pose.shape, self._image_size)
+        if pose.shape != normaliser.shape:
             raise InputError(f"keyframe shape {np.shape(keyframe)} differs from the first keyframe's")
         missing = np.isnan(pose).any(axis=1)
         if missing.any():
@@ -64,15 +69,13 @@ class LiveStream:
                 raise InputError(f"joints {np.flatnonzero(missing).tolist()} are missing in the first keyframe of a "
                                  f"live stream: nothing earlier to hold them at")
             pose = np.where(missing[:, None], self._last, pose)
-        self._last = pose
-        normalised, offset = self._normaliser.forward(pose)
-        if self._pushed == 0:
-            self._normaliser.check_units(normalised)
-        self._grid = (self._grid + [normalised.reshape(-1)])[-(c.Q + 1):]
-        self._offsets = (self._offsets + [offset])[-2:]
+        normalised, offset = normaliser.forward(pose)
         q = self._pushed
-        self._pushed += 1
-        window = self._grid + [self._grid[-1]] * (c.Q + 1 - len(self._grid))
+        if q == 0:
+            normaliser.check_units(normalised)
+        grid = (self._grid + [normalised.reshape(-1)])[-(c.Q + 1):]
+        offsets = (self._offsets + [offset])[-2:]
+        window = grid + [grid[-1]] * (c.Q + 1 - len(grid))
         with np.errstate(over="ignore"):
             window = np.stack(window)[None].astype(np.float32)
         if not np.isfinite(window).all():
@@ -80,18 +83,21 @@ class LiveStream:
                              f"divided by image_size), exceeds float32 range; give keyframes in the model's units "
                              f"({self._normaliser.units or 'see Refiner.pose'}) and a plausible image_size")
         frames = self._refine(window)[0]
-        end = (len(self._grid) - 1) * c.K                   # the new keyframe's frame within the window
+        end = (len(grid) - 1) * c.K                   # the new keyframe's frame within the window
         first = 0 if q == 0 else end - c.K + 1
-        J, D = self._normaliser.shape
+        J, D = normaliser.shape
         out = frames[first:end + 1].reshape(-1, J, D).astype(np.float64)
-        if len(self._offsets) == 2:  # root trajectory, linear between the two last detections
+        if len(offsets) == 2:  # root trajectory, linear between the two last detections
             w = (np.arange(first, end + 1) - (end - c.K))[:, None] / c.K
-            offsets = self._offsets[0] + (self._offsets[1] - self._offsets[0]) * w
+            roots = offsets[0] + (offsets[1] - offsets[0]) * w
         else:
-            offsets = np.broadcast_to(self._offsets[-1], (len(out), D))
-        result = self._normaliser.inverse(out, offsets)
+            roots = np.broadcast_to(offsets[-1], (len(out), D))
+        result = normaliser.inverse(out, roots)
         if not np.isfinite(result).all():
             raise InputError(f"frames up to {q * c.K} exceed float32 range in the input's units (the model's output "
                              f"multiplied by image_size); give a plausible image_size")
+        if self._normaliser is None:
+            self._normaliser, self._flat = normaliser, np.ndim(keyframe) == 1
+        self._last, self._grid, self._offsets, self._pushed = pose, grid, offsets, q + 1
         result = result.astype(np.float32)
         return result.reshape(len(result), c.P) if self._flat else result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,14 +12,13 @@ from .pose import PoseConvention
 
 
 def _real_numbers(value, count: int) -> np.ndarray | None:
-    """value as `count` finite-or-not float64 numbers, or None when it is anything else (strings, bools,
-    complex numbers, a wrong count)."""
+    """value (an array, tuple or list) as `count` finite-or-not float64 numbers, or None when it is anything
+    else (strings, bools, complex numbers, a wrong count, a dict)."""
     if isinstance(value, np.ndarray):
         return value.astype(np.float64) if value.dtype.kind in "fiu" and value.shape == (count,) else None
-    try:
-        items = list(value)
-    except TypeError:
+    if not isinstance(value, Sequence):  # a dict or set would give its keys
         return None
+    items = list(value)
     if len(items) != count or not all(is_integer(v) or isinstance(v, (float, np.floating)) for v in items):
         return None
     try:

@@ -50,6 +50,8 @@ class PoseConvention:
                                    f"joint names and D dims with J*D = P = {P}")
         known = joints is not None and dims is not None
         roots, parents = pose.get("root_joints"), pose.get("parents")
+        if roots is not None and pose.get("root_relative") is True:
+            roots = _stated_roots(roots, joints if known else None)
         return cls(skeleton=pose.get("skeleton"), joints=tuple(joints) if known else None,
                    dims=dims if known else None, units=pose.get("units"),
                    parents=None if parents is None else tuple(parents), root_relative=bool(pose.get("root_relative")),
@@ -70,6 +72,18 @@ class PoseConvention:
         if not roots or not all(isinstance(r, int) and 0 <= r < J for r in roots):
             raise InputError(f"the model's root_joints {roots!r} do not index {J} joints")
         return roots
+
+
+def _stated_roots(roots: list, joints: list[str] | None) -> list[int]:
+    """A root-relative file's root_joints as indices, names resolved by `joints`; WeightsError unless they
+    are one or more distinct joints of the file's (any J's indices when it names no joints)."""
+    named = {name: j for j, name in enumerate(joints or [])}
+    indices = [named.get(r, -1) if isinstance(r, str) else r for r in roots]
+    if not indices or min(indices) < 0 or (joints is not None and max(indices) >= len(joints)) or \
+            len(set(indices)) < len(indices):
+        within = f"the file's {len(joints)} joints" if joints is not None else "joint indices >= 0"
+        raise WeightsError(f"metadata pose root_joints {roots!r}: expected one or more distinct {within}")
+    return indices
 
 
 def _list_of(*types: type):

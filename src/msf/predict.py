@@ -16,7 +16,7 @@ import numpy as np
 from .backend import RefineWindows
 from .config import Config
 from .errors import InputError, WeightsError
-from .inputs import is_integer, real_array
+from .inputs import FLOAT32_MAX, is_integer, real_array
 from .normalise import Normaliser
 from .pose import PoseConvention
 
@@ -82,6 +82,9 @@ def predict(config: Config, forward: RefineWindows, convention: PoseConvention, 
     if not np.isfinite(observed).all():
         raise InputError(f"the last {h} frames of history contain NaN or infinite values; prediction needs "
                          f"complete poses (fill missing joints first, e.g. with recover())")
+    if (np.abs(observed) > FLOAT32_MAX).any():
+        raise InputError(f"the last {h} frames of history hold values beyond float32 range (|x| > "
+                         f"{FLOAT32_MAX:.3g}); msf computes in float32: give poses in the model's units")
     normaliser = Normaliser(convention, observed.shape[-2:], image_size)
     normalised, offsets = normaliser.forward_many(observed)  # (N, h, J, D), (N, h, D)
     inputs = np.concatenate([normalised, np.repeat(normalised[:, -1:], spec.future_frames, axis=1)], axis=1)

@@ -11,7 +11,7 @@ import numpy as np
 from .backend import RefineWindows
 from .config import Config
 from .errors import InputError
-from .inputs import MIN_SCORE, SCAN_ROWS, check_values, pose_shape, real_array, split_scores
+from .inputs import MIN_SCORE, SCAN_ROWS, check_values, pose_forms, pose_shape, real_array, split_scores
 from .keyframes import check_n_frames, check_stride, extrapolate_to_grid, keyframe_count, last_off_grid
 from .normalise import Normaliser
 from .pose import PoseConvention
@@ -212,8 +212,11 @@ def recover(config: Config, refine_windows: RefineWindows, convention: PoseConve
     array, scores = split_scores(array, scores, min_score, shape)
     tracks = array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (count, config.P))
     leading = 2 if tracks else 1
+    if array.ndim not in (2, 3, 4):
+        raise InputError(f"keyframes: shape {array.shape}; expected {pose_forms(shape, config.P, ('M',))} for one "
+                         f"person, {pose_forms(shape, config.P, ('N', 'M'))} for N people")
     check_values(array, leading, "keyframes", scores, min_score)
-    poses = pose_shape(array.shape, shape, config.P, leading, "keyframes")
+    poses = pose_shape(array.shape, shape, config.P, ("N", "M")[2 - leading:], "keyframes")
     values = array.reshape(array.shape[:leading] + poses)  # splits the last axis only: a view
     if not tracks:
         values, scores = values[None], None if scores is None else scores[None]

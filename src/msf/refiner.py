@@ -153,24 +153,27 @@ class Refiner:
         return recover_.recover(self.config, self._backend.forward, self.convention, keyframes, n_frames,
                                 image_size=image_size, stride=stride, scores=scores, min_score=min_score)
 
-    def stream(self, *, image_size=None, stride: int | None = None, latency: str = "window"):
+    def stream(self, *, image_size=None, stride: int | None = None, latency: str = "window",
+               min_score: float = MIN_SCORE):
         """An online recover() for one person, fed the detections on frames 0, K, 2K, ... one by one.
 
         latency="window" (default): msf.stream.Stream, exactly recover()'s frames, each (Q+1)K to (Q+2)K
         frames after it (push, finish). latency="keyframe": msf.live.LiveStream, each frame within K frames
         of its detection, from the window ending on the newest detection (push only; stride does not apply;
-        a missing joint holds its last detection)."""
+        a missing joint holds its last detection). A 2D model's stream also takes (J, 3) keyframes of x, y,
+        score: joints scored below min_score are missing, as in recover()."""
         self._require_keyframe_model("stream")
         if latency == "keyframe":
             if stride is not None:
                 raise InputError("stride applies to latency='window' streams only (a live stream runs one window "
                                  "per detection)")
-            return live.LiveStream(self.config, self._backend.forward, self.convention, image_size=image_size)
+            return live.LiveStream(self.config, self._backend.forward, self.convention, image_size=image_size,
+                                   min_score=min_score)
         if latency != "window":
             raise InputError(f"latency must be 'window' (recover()'s frames) or 'keyframe' (each frame within K "
                              f"frames of its detection), got {latency!r}")
         return stream_.Stream(self.config, self._backend.forward, self.convention, image_size=image_size,
-                              stride=stride)
+                              stride=stride, min_score=min_score)
 
     @property
     def prediction(self) -> predict_.Prediction | None:

@@ -6,7 +6,7 @@ import numpy as np
 from .backend import RefineWindows
 from .config import Config
 from .errors import InputError
-from .inputs import as_poses, real_array
+from .inputs import MIN_SCORE, check_min_score, pushed_pose
 from .keyframes import check_n_frames, check_stride, keyframe_count, last_off_grid
 from .normalise import Normaliser
 from .pose import PoseConvention
@@ -17,10 +17,12 @@ class Stream:
     """Online refinement of one person: push keyframes as the detector produces them, get final frames.
 
     push(keyframe) takes the detection on the next grid frame (0, K, 2K, ...) as (J, D) or (P,) in the
-    user's units (NaN for missing joints) and returns the frames that became final, (F, J, D) float32
-    (or (F, P) when pushed flat), in order. finish(n_frames=None, last_keyframe=None) ends the video and
-    returns the rest; last_keyframe is the detection on the last frame when n_frames - 1 is not a
-    multiple of K. The concatenated output equals Refiner.recover on the same detections.
+    user's units (NaN for missing joints; a 2D model also takes (J, 3) = x, y, score, joints scored below
+    min_score missing) and returns the frames that became final, (F, J, D) float32 (or (F, P) when pushed
+    flat), in order. finish(n_frames=None, last_keyframe=None) ends the video and returns the rest;
+    last_keyframe is the detection on the last frame when n_frames - 1 is not a multiple of K. The
+    concatenated output equals Refiner.recover on the same detections. A push or finish that raises leaves
+    the stream as it was.
 
     Latency: frame f is returned by the push of the detection at frame f + (Q+1)K to f + (Q+2)K (a frame
     is final once no window can still cover it); a missing joint delays its keyframe until the joint is
@@ -28,24 +30,25 @@ class Stream:
     """
 
     def __init__(self, config: Config, refine_windows: RefineWindows, convention: PoseConvention,
-                 image_size=None, stride: int | None = None):
+                 image_size=None, stride: int | None = None, min_score: float = MIN_SCORE):
         self._config, self._refine, self._convention = config, refine_windows, convention
         self._image_size, self._stride = image_size, check_stride(stride, config.Q)
+        check_min_score(min_score)
+        self._min_score = min_score
         if convention.shape is not None:  # the convention's checks of image_size, now rather than at the first push
             Normaliser(convention, convention.shape, image_size)
         self._track: Track | None = None
         self._flat = False
 
     def _poses(self, keyframe) -> np.ndarray:
-        poses = as_poses(real_array(keyframe, "keyframe")[None], self._convention.shape, self._config.P, 1,
-                         "keyframe")
+        pose = pushed_pose(keyframe, self._convention.shape, self._config.P, self._min_score)
         if self._track is None:
             self._flat = np.ndim(keyframe) == 1
             self._track = Track(self._config, self._refine,
-                                Normaliser(self._convention, poses.shape[1:], self._image_size), self._stride)
-        elif poses.shape[1:] != self._track.normaliser.shape:
+                                Normaliser(self._convention, pose.shape, self._image_size), self._stride)
+        elif pose.shape != self._track.normaliser.shape:
             raise InputError(f"keyframe shape {np.shape(keyframe)} differs from the first keyframe's")
-        return poses
+        return pose[None]
 
     def _out(self, frames: np.ndarray) -> np.ndarray:
         return frames.reshape(len(frames), self._config.P) if self._flat else frames
@@ -57,12 +60,21 @@ class Stream:
 
     def push(self, keyframe) -> np.ndarray:
         poses = self._poses(keyframe)
-        return self._out(self._track.extend(poses, [self.pushed * self._config.K]))
+        saved = self._track.saved()
+        try:
+            return self._out(self._track.extend(poses, [self.pushed * self._config.K]))
+        except BaseException:
+            self._track.restore(saved)
+            if not self.pushed:  # the first keyframe: as if never pushed, so its shape fixes nothing
+                self._track = None
+            raise
 
     def finish(self, n_frames: int | None = None, last_keyframe=None) -> np.ndarray:
         K = self._config.K
         if self._track is None:
             raise InputError("finish() before any push(): a video needs at least one keyframe")
+        if self._track.finished:
+            raise InputError("finish() was already called: this stream is finished; start a new one")
         n_frames = (self.pushed - 1) * K + 1 if n_frames is None else check_n_frames(n_frames)
         expected = keyframe_count(n_frames, K)
         off_grid = last_off_grid(n_frames, K)
@@ -71,6 +83,12 @@ class Stream:
                              f"{', the last one passed as last_keyframe' if off_grid else ''}; "
                              f"{self.pushed} were pushed"
                              f"{' and a last_keyframe given' if last_keyframe is not None else ''}")
-        head = self._track.extend(self._poses(last_keyframe), [n_frames - 1]) if off_grid else None
-        tail = self._track.finish(n_frames)
+        poses = self._poses(last_keyframe) if off_grid else None
+        saved = self._track.saved()
+        try:
+            head = self._track.extend(poses, [n_frames - 1]) if off_grid else None
+            tail = self._track.finish(n_frames)
+        except BaseException:
+            self._track.restore(saved)
+            raise
         return self._out(tail if head is None else np.concatenate([head, tail]))

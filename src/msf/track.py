@@ -80,6 +80,24 @@ class Track:
         self._run_windows(grid, starts)
         return self._emit(n_frames)
 
+    def saved(self) -> tuple:
+        """What extend and finish change, for restore: lengths of the lists they append to, copies of what
+        they change in place (the detections awaiting a fill, the sums of frames not yet given back)."""
+        waiting = {k: self.raw[k].copy() for w in self.pending for k in w}
+        return (len(self.raw), len(self.grid), waiting, [list(w) for w in self.pending], list(self.last_valid),
+                self.next_window, self.emitted, self.finished, len(self.counts), self.sums[self.emitted:].copy(),
+                self.counts[self.emitted:].copy())
+
+    def restore(self, saved: tuple) -> None:
+        """The track as it was when `saved` was taken (after an extend or finish that raised)."""
+        raw, grid, waiting, self.pending, self.last_valid, self.next_window, self.emitted, self.finished, \
+            frames, sums, counts = saved
+        del self.raw[raw:], self.times[raw:], self.grid[grid:], self.offsets[grid:]
+        for k, pose in waiting.items():
+            self.raw[k] = pose
+        self.sums, self.counts = self.sums[:frames], self.counts[:frames]
+        self.sums[self.emitted:], self.counts[self.emitted:] = sums, counts
+
     def _fill(self, j: int, i: int) -> None:
         """Joint j was detected at detection i: fill its gap since the previous detection of j."""
         last = self.last_valid[j]

@@ -22,7 +22,8 @@ class Stream:
     flat), in order. finish(n_frames=None, last_keyframe=None) ends the video and returns the rest;
     last_keyframe is the detection on the last frame when n_frames - 1 is not a multiple of K. The
     concatenated output equals Refiner.recover on the same detections. A push or finish that raises leaves
-    the stream as it was.
+    the stream as it was. Memory stays bounded however long the stream runs (a few windows' worth, more
+    while a joint is missing: back to its last detection).
 
     Latency: frame f is returned by the push of the detection at frame f + (Q+1)K to f + (Q+2)K (a frame
     is final once no window can still cover it); a missing joint delays its keyframe until the joint is
@@ -62,12 +63,14 @@ class Stream:
         poses = self._poses(keyframe)
         saved = self._track.saved()
         try:
-            return self._out(self._track.extend(poses, [self.pushed * self._config.K]))
+            frames = self._track.extend(poses, [self.pushed * self._config.K])
         except BaseException:
             self._track.restore(saved)
             if not self.pushed:  # the first keyframe: as if never pushed, so its shape fixes nothing
                 self._track = None
             raise
+        self._track.trim()
+        return self._out(frames)
 
     def finish(self, n_frames: int | None = None, last_keyframe=None) -> np.ndarray:
         K = self._config.K

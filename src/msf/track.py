@@ -17,20 +17,59 @@ from .keyframes import extrapolate_to_grid, on_grid
 from .normalise import Normaliser
 
 
+class _Held:
+    """A list indexed from 0 of which only the items from `base` on are held: a Track drops what no later
+    push or finish reads, so that a stream's memory stays bounded however long it runs."""
+
+    def __init__(self, items=(), base: int = 0):
+        self.items, self.base = list(items), base
+
+    def __len__(self) -> int:
+        return self.base + len(self.items)
+
+    def _at(self, i: int) -> int:
+        if 0 <= i < self.base:
+            raise IndexError(f"item {i} was dropped (items {self.base}.. are held)")
+        return i - self.base if i >= 0 else i
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):  # [a:b] with 0 <= a <= b
+            return self.items[self._at(i.start):i.stop - self.base]
+        return self.items[self._at(i)]
+
+    def __setitem__(self, i: int, value) -> None:
+        self.items[self._at(i)] = value
+
+    def append(self, value) -> None:
+        self.items.append(value)
+
+    def copy(self) -> "_Held":
+        return _Held(self.items, self.base)
+
+    def drop_before(self, i: int) -> None:
+        if i > self.base:
+            del self.items[:i - self.base]
+            self.base = i
+
+    def truncate(self, n: int) -> None:
+        del self.items[self._at(n):]
+
+
 class Track:
     """One person's keyframes -> every frame, incrementally, by the rules of msf.keyframes."""
 
     def __init__(self, config: Config, refine_windows: RefineWindows, normaliser: Normaliser, stride: int = 1):
         self.config, self.refine_windows, self.normaliser, self.stride = config, refine_windows, normaliser, stride
         J = normaliser.shape[0]
-        self.raw: list[np.ndarray] = []          # (J, D) float64 as pushed, missing joints filled in place
-        self.times: list[int] = []               # frame of each detection
+        self.raw = _Held()                        # (J, D) float64 as pushed, missing joints filled in place
+        self.times = _Held()                      # frame of each detection
         self.pending: list[list[int]] = [[] for _ in range(J)]  # detections where joint j awaits a fill
         self.last_valid = [-1] * J
-        self.grid: list[np.ndarray] = []          # normalised, complete keyframes (P,) of determined detections
-        self.offsets: list[np.ndarray] = []       # (D,) added back to each determined detection's frames
+        self.grid = _Held()                       # normalised, complete keyframes (P,) of determined detections
+        self.offsets = _Held()                    # (D,) added back to each determined detection's frames
         self.next_window = 0                      # grid index where the next regular window starts
-        self.sums = np.zeros((0, config.P))               # per frame: sum and count of window outputs
+        self.frame0 = 0                           # frames [frame0, ...) have sums and counts:
+        self.sums = np.zeros((0, config.P))       # per frame, sum and count of window outputs
         self.counts = np.zeros(0)
         self.emitted = 0
         self.finished = False
@@ -68,11 +107,11 @@ class Track:
             waiting.clear()
         self._determine()
         K, Q = self.config.K, self.config.Q
-        grid = list(self.grid)
+        grid = self.grid.copy()
         if not on_grid(self.times[-1], K):  # off-grid last detection: extrapolate the grid point after it
             grid[-1] = extrapolate_to_grid(grid[-1], grid[-2], self.times[-2], self.times[-1], K)
-        if len(grid) < Q + 1:
-            grid += [grid[-1]] * (Q + 1 - len(grid))
+        while len(grid) < Q + 1:
+            grid.append(grid[-1])
         starts = list(range(self.next_window, len(grid) - Q, self.stride))
         last_run = self.next_window - self.stride  # the last regular window extend ran (< 0: none)
         if max(starts + [last_run]) + Q < len(grid) - 1:
@@ -84,19 +123,36 @@ class Track:
         """What extend and finish change, for restore: lengths of the lists they append to, copies of what
         they change in place (the detections awaiting a fill, the sums of frames not yet given back)."""
         waiting = {k: self.raw[k].copy() for w in self.pending for k in w}
+        held = self.emitted - self.frame0
         return (len(self.raw), len(self.grid), waiting, [list(w) for w in self.pending], list(self.last_valid),
-                self.next_window, self.emitted, self.finished, len(self.counts), self.sums[self.emitted:].copy(),
-                self.counts[self.emitted:].copy())
+                self.next_window, self.emitted, self.finished, len(self.counts), self.sums[held:].copy(),
+                self.counts[held:].copy())
 
     def restore(self, saved: tuple) -> None:
-        """The track as it was when `saved` was taken (after an extend or finish that raised)."""
+        """The track as it was when `saved` was taken (after an extend or finish that raised; trim runs
+        between them only)."""
         raw, grid, waiting, self.pending, self.last_valid, self.next_window, self.emitted, self.finished, \
             frames, sums, counts = saved
-        del self.raw[raw:], self.times[raw:], self.grid[grid:], self.offsets[grid:]
+        for held, n in ((self.raw, raw), (self.times, raw), (self.grid, grid), (self.offsets, grid)):
+            held.truncate(n)
         for k, pose in waiting.items():
             self.raw[k] = pose
+        held = self.emitted - self.frame0
         self.sums, self.counts = self.sums[:frames], self.counts[:frames]
-        self.sums[self.emitted:], self.counts[self.emitted:] = sums, counts
+        self.sums[held:], self.counts[held:] = sums, counts
+
+    def trim(self) -> None:
+        """Drops the frames given back and the detections before the first one that a fill, a window, the
+        root trajectory of a frame not yet given back or finish's extrapolation can still read."""
+        reads = [self.next_window - self.stride + 1,  # finish's last window starts after the last regular one
+                 self.emitted // self.config.K, len(self.grid) - 2]
+        reads += [v for v in self.last_valid if v >= 0] + [w[0] for w in self.pending if w]
+        keep = max(0, min(reads))
+        for held in (self.raw, self.times, self.grid, self.offsets):
+            held.drop_before(keep)
+        if self.emitted > self.frame0:  # copies, so the memory of the frames dropped is freed
+            drop = self.emitted - self.frame0
+            self.sums, self.counts, self.frame0 = self.sums[drop:].copy(), self.counts[drop:].copy(), self.emitted
 
     def _fill(self, j: int, i: int) -> None:
         """Joint j was detected at detection i: fill its gap since the previous detection of j."""
@@ -139,14 +195,15 @@ class Track:
                              f"extrapolated), exceed float32 range; give keyframes in the units the model "
                              f"expects ({self.normaliser.units or 'see Refiner.pose'}) and a plausible image_size")
         out = self.refine_windows(windows)
-        end = (starts[-1] * K) + T
+        end = starts[-1] * K + T - self.frame0
         if len(self.counts) < end:
             grow = max(end, 2 * len(self.counts)) - len(self.counts)
             self.sums = np.concatenate([self.sums, np.zeros((grow, self.config.P))])
             self.counts = np.concatenate([self.counts, np.zeros(grow)])
-        for s, frames in zip(starts, out):
-            self.sums[s * K:s * K + T] += frames
-            self.counts[s * K:s * K + T] += 1
+        for s, frames in zip(starts, out):  # every window starts at or after the first frame not given back
+            at = s * K - self.frame0
+            self.sums[at:at + T] += frames
+            self.counts[at:at + T] += 1
 
     def _final_frames(self) -> int:
         # a window appended at the end covers grid points >= G_final - 1 - Q >= len(grid) - 1 - Q
@@ -155,7 +212,7 @@ class Track:
     def _emit(self, upto: int) -> np.ndarray:
         J, D = self.normaliser.shape
         frames = np.arange(self.emitted, upto)
-        mean = (self.sums[frames] / self.counts[frames, None]).reshape(-1, J, D)
+        mean = (self.sums[frames - self.frame0] / self.counts[frames - self.frame0, None]).reshape(-1, J, D)
         offsets = np.zeros((len(frames), D))
         if len(frames):  # root trajectory, linear between the detections around these frames
             lo = frames[0] // self.config.K

@@ -214,3 +214,55 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, model_path):
             f"'--model', {str(model_path)!r}, '--n-frames', '131']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1 and 'pip install "msf[plot]"' in result.stderr
+
+
+def _detector_model() -> str:
+    """A shipped 2D model for a COCO file (h36m17-2d converts the keypoints on the way in)."""
+    return "coco17-2d" if "coco17-2d" in msf.models() else "h36m17-2d"
+
+
+def coco_file(path):
+    rng = np.random.default_rng(0)
+    keypoints = [np.column_stack([500 + 20 * rng.standard_normal((17, 2)), np.full(17, 0.9)]) for _ in range(11)]
+    entries = [{"image_id": 10 * i, "category_id": 1, "score": 0.9, "keypoints": kp.ravel().tolist()}
+               for i, kp in enumerate(keypoints)]
+    path.write_text(json.dumps(entries))
+    return path
+
+
+@pytest.mark.parametrize("args, output, message", [
+    (["--n-frames", 10**12], "out.json", "--n-frames must be at most 10000001 (frames 0 to 10000000"),  # MemoryError
+    (["--n-frames", 10**8], "out.json", "--n-frames must be at most 10000001"),              # GBs of empty frames
+    ([], "out.npy", "out.npy: detections are written back as a detector's JSON (the input's format, or "
+                    "--output-format's), not .npy"),                                          # wrote JSON into it
+    (["--output-format", "mmpose"], "out.NPZ", "not .npz: name the output .json"),
+    (["--min-score", "nan"], "out.json", "--min-score must be a finite number"),              # a warning per person
+    (["--min-score", "inf"], "out.json", "--min-score must be a finite number"),
+    ([], "missing/out.json", "No such file or directory: '{tmp}/missing'"),                  # named the .tmp file
+])
+def test_detector_file_errors_are_one_line_messages(tmp_path, args, output, message):
+    src = coco_file(tmp_path / "coco.json")
+    result = run_msf("recover", src, "-o", tmp_path / output, "--model", _detector_model(), "--image-size", 1920,
+                     1080, *args)
+    assert result.returncode == 1 and message.format(tmp=tmp_path) in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and ".tmp" not in result.stderr and not (tmp_path / output).exists()
+
+
+def test_empty_json_sequences_is_an_error_as_in_npz(tmp_path, model_path):
+    """{"sequences": {}} wrote an empty output with exit status 0; an .npz without sequences is an error."""
+    (tmp_path / "in.json").write_text(json.dumps({"sequences": {}}))
+    for command in ("recover", "plot"):
+        result = run_msf(command, tmp_path / "in.json", "-o", tmp_path / "out.json", "--model", model_path)
+        assert result.returncode == 1 and "in.json: no keyframe sequences" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("joints", ["99", "3,-1"])
+def test_plot_joints_out_of_range_name_the_flag(tmp_path, model_path, joints):
+    """--joints 99 printed an IndexError traceback from inside the plot."""
+    np.save(tmp_path / "in.npy", keyframes(131))
+    result = run_msf("plot", tmp_path / "in.npy", "-o", tmp_path / "p.png", "--model", model_path, "--n-frames", 131,
+                     "--joints", joints)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"--joints must be joint indices from 0 to 13 (the keyframes have 14 joints), got {joints}" in result.stderr
+    assert not (tmp_path / "p.png").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import sys
 import time
 import warnings
@@ -168,6 +169,8 @@ def _fits(keyframes: np.ndarray, refiner: Refiner) -> bool:
 
 def _select(sequences: dict, refiner: Refiner, path: str) -> dict:
     """Of a file's several sequences, those in the model's pose layout; a warning names the others."""
+    if not sequences:  # a JSON {"sequences": {}}: read_keyframes refuses only an .npz without any
+        raise InputError(f"{path}: no keyframe sequences: expected at least one, (M, J, D) or (M, P)")
     if len(sequences) < 2:
         return sequences
     kept = {name: entry for name, entry in sequences.items() if _fits(entry[0], refiner)}
@@ -235,6 +238,12 @@ def _is_detector_file(args: argparse.Namespace) -> bool:
 
 def _recover_detections(args: argparse.Namespace, refiner: Refiner, new_progress) -> tuple[int, str]:
     """A detector's keypoint file -> every frame of every person, written back in the same format."""
+    suffix = Path(args.output).suffix.lower()
+    if suffix in (".npy", ".npz"):
+        raise InputError(f"{args.output}: detections are written back as a detector's JSON (the input's format, or "
+                         f"--output-format's), not {suffix}: name the output .json (or a folder for openpose)")
+    if args.n_frames is not None:
+        detectors.check_n_frames(args.n_frames, "--n-frames")
     people.model_layout(refiner)  # before reading: a 3D model fails fast
     found = detectors.read(args.input, args.format)
     progress = new_progress(len(found.tracks), "msf recover")
@@ -307,6 +316,9 @@ def _many(args: argparse.Namespace) -> bool:
 def _run_recover(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise InputError(f"--jobs must be >= 0 (0: one per core), got {args.jobs}")
+    if not math.isfinite(args.min_score):
+        raise InputError(f"--min-score must be a finite number (joints scored below it are missing), got "
+                         f"{args.min_score}")
     refiner = _load_refiner(args)
     if _many(args):
         return batch.run(args.input, args.output, partial(_recover_path, args), refiner, jobs=args.jobs,
@@ -377,6 +389,10 @@ def _run_plot(args: argparse.Namespace) -> int:
     keyframes, n_frames = sequences[name]
     _warn_assumed_lengths(args.input, {name: sequences[name]}, args, refiner.config.K)
     n_frames = _sequence_length(name, keyframes, n_frames, args, refiner.config.K)
+    J = keyframes.shape[1]  # (M, J, D), or (M, P) plotted as P joints of one value
+    if any(not 0 <= j < J for j in args.joints or ()):
+        raise InputError(f"--joints must be joint indices from 0 to {J - 1} (the keyframes have {J} joints), got "
+                         f"{','.join(map(str, args.joints))}")
     refined = refiner.recover(keyframes, n_frames, image_size=args.image_size, stride=args.stride)
     shape = refined.shape[1:] if refined.ndim == 3 else (refined.shape[1], 1)
     plot_sequence(args.output, keyframes.reshape((len(keyframes),) + shape),

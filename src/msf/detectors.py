@@ -70,9 +70,9 @@ Shared rules:
   ``d`` back exactly (with ``n_frames`` filled in where the format stores every frame, and NaN scores as
   0 in coco/openpose). Files are written atomically (a temporary file in the same folder, then
   ``os.replace``).
-- Malformed input (not JSON, nesting deeper than 1000, NaN/Infinity, non-numbers, wrong lengths, mixed
-  joint counts, negative or huge frame ids, duplicate frame/track pairs) raises :class:`msf.InputError`
-  naming the file and the position in it.
+- Malformed input (not JSON, nesting deeper than 64, NaN/Infinity, non-numbers, coordinates beyond float32
+  range, wrong lengths, mixed joint counts, negative or huge frame ids, duplicate frame/track pairs) raises
+  :class:`msf.InputError` naming the file and the position in it.
 """
 from __future__ import annotations
 
@@ -89,11 +89,14 @@ import numpy as np
 
 from . import layouts as _layouts
 from .errors import InputError
+from .inputs import check_values, is_integer, real_array
+from .keyframes import check_n_frames as _check_length
+from .normalise import check_image_size
 
 __all__ = ["FORMATS", "Detections", "PersonTrack", "associate", "from_ultralytics", "read", "sniff", "write"]
 
 FORMATS = ("coco", "openpose", "mmpose", "ultralytics")
-MAX_DEPTH = 1000            # deepest JSON nesting read
+MAX_DEPTH = 64              # deepest JSON nesting read (formats need 6); far below Python's recursion limit
 MAX_FRAME = 10_000_000      # largest frame index accepted (writers write every frame up to the last)
 GATE = 0.5                  # association gate, in box sizes
 _DEFAULT_LAYOUT = {"openpose": "body25"}   # layout of a file without any person; coco17 otherwise
@@ -122,8 +125,8 @@ class PersonTrack:
 
     def __post_init__(self):
         tid = self.track_id
-        if isinstance(tid, (bool, np.bool_)) or not isinstance(tid, (int, np.integer, str)):
-            raise InputError(f"track_id must be an int or a str, got {tid!r}")
+        if not (is_integer(tid) or (isinstance(tid, str) and tid)):
+            raise InputError(f"track_id must be an int or a non-empty str (as files give them), got {tid!r}")
         self.track_id = int(tid) if isinstance(tid, (int, np.integer)) else tid
         frames = np.asarray(self.frames)
         if frames.ndim != 1 or not (np.issubdtype(frames.dtype, np.integer)
@@ -131,15 +134,16 @@ class PersonTrack:
                                         and np.all(frames == np.round(frames)))):
             raise InputError(f"track {self.track_id!r}: frames must be a 1-D array of integers, got "
                              f"{frames.dtype} {frames.shape}")
+        if frames.size and not (0 <= frames.min() <= frames.max() <= MAX_FRAME  # in range before the cast
+                                and np.all(np.diff(frames.astype(np.int64)) > 0)):
+            raise InputError(f"track {self.track_id!r}: frames must be from 0 to {MAX_FRAME} (as in detector files) "
+                             "and strictly increasing")
         frames = frames.astype(np.int64)
-        if frames.size and (frames.min() < 0 or np.any(np.diff(frames) <= 0)):
-            raise InputError(f"track {self.track_id!r}: frames must be non-negative and strictly increasing")
         kp = _float_array(self.keypoints, f"track {self.track_id!r}: keypoints")
         if kp.ndim != 3 or kp.shape[0] != frames.size or kp.shape[2] != 2:
             raise InputError(f"track {self.track_id!r}: keypoints must have shape ({frames.size}, J, 2), "
                              f"got {kp.shape}")
-        if np.isinf(kp).any():
-            raise InputError(f"track {self.track_id!r}: keypoints must be finite or NaN")
+        check_values(kp, 1, f"track {self.track_id!r}: keypoints")
         if self.scores is None:
             sc = np.full(kp.shape[:2], np.nan)
         else:
@@ -171,11 +175,17 @@ class PersonTrack:
 
 
 def _float_array(x, what):
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{what} must be numeric") from None
-    return a
+    return real_array(x, what).astype(np.float64)
+
+
+def check_n_frames(n_frames, what: str = "n_frames") -> int:
+    """n_frames as an int; InputError unless it is an integer from 1 to MAX_FRAME + 1, the frames a detector
+    file may number (the writers write every one of them)."""
+    n_frames = _check_length(n_frames, what)
+    if n_frames > MAX_FRAME + 1:
+        raise InputError(f"{what} must be at most {MAX_FRAME + 1} (frames 0 to {MAX_FRAME}: the longest video msf "
+                         f"reads or writes as detector files), got {n_frames}")
+    return n_frames
 
 
 @dataclass
@@ -193,7 +203,11 @@ class Detections:
     def __post_init__(self):
         lay = _layouts.get(self.layout)
         self.layout = lay.name
-        self.tracks = list(self.tracks)
+        try:
+            self.tracks = list(self.tracks)
+        except TypeError:
+            raise InputError(f"tracks must be a list of PersonTrack objects, got {type(self.tracks).__name__}") \
+                from None
         ids = set()
         for t in self.tracks:
             if not isinstance(t, PersonTrack):
@@ -205,20 +219,15 @@ class Detections:
                 raise InputError(f"track id {t.track_id!r} appears twice")
             ids.add(key)
         if self.n_frames is not None:
-            if isinstance(self.n_frames, bool) or not isinstance(self.n_frames, (int, np.integer)) or self.n_frames < 0:
-                raise InputError(f"n_frames must be a non-negative int or None, got {self.n_frames!r}")
+            if not is_integer(self.n_frames) or not 0 <= self.n_frames <= MAX_FRAME + 1:
+                raise InputError(f"n_frames must be an int from 0 to {MAX_FRAME + 1} (frames 0 to {MAX_FRAME}: the "
+                                 f"longest video msf reads or writes as detector files) or None, got {self.n_frames!r}")
             self.n_frames = int(self.n_frames)
             last = max((int(t.frames[-1]) for t in self.tracks if t.frames.size), default=-1)
             if last >= self.n_frames:
                 raise InputError(f"n_frames is {self.n_frames} but a track has frame {last}")
         if self.image_size is not None:
-            try:
-                w, h = (float(v) for v in self.image_size)
-            except (TypeError, ValueError):
-                raise InputError(f"image_size must be (width, height), got {self.image_size!r}") from None
-            if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
-                raise InputError(f"image_size must be positive, got {self.image_size!r}")
-            self.image_size = (w, h)
+            self.image_size = tuple(check_image_size(self.image_size, 2).tolist())
         if self.format not in FORMATS:
             raise InputError(f"unknown detector format {self.format!r}; known: {', '.join(FORMATS)}")
 
@@ -232,13 +241,16 @@ class Detections:
 # ----------------------------------------------------------------------------------------------------------
 # JSON and value checks
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string up to its closing quote or the end of the text: it never fails to match, so blanking strings is
+# one pass however the text is malformed (a pattern that needs the closing quote retries from every quote
+# of an unterminated string: 20 s for 80 KB of \").
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _CONSTANT = re.compile(r"NaN|-?Infinity")
 
 
 def _blank_strings(text: str) -> str:
     """text with every string literal's contents replaced by spaces (same length, same offsets)."""
-    return _STRING.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', text)
+    return _STRING.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"' if len(m.group()) > 1 else '"', text)
 
 
 def _max_depth(blank: str) -> int:
@@ -401,6 +413,7 @@ def _build(name: str, people: list, fmt: str, layout, n_frames, image_size=None)
                              "(one file holds one keypoint layout)")
     lay = _resolve_layout(name, J, layout, fmt)
     for p in people:
+        check_values(p.kp, 1, f"{p.where}: keypoints")  # msf computes in float32, as refine and recover check
         gone = (p.kp[:, 0] == 0) & (p.kp[:, 1] == 0)
         p.kp[gone] = np.nan
     groups: dict = {}
@@ -519,9 +532,8 @@ def associate(people_per_frame, *, gate: float = GATE, max_gap: int | None = Non
     A person linked to no track starts a new one. A person with no detected joint has no box and is
     dropped. When in doubt the rule splits (a new track) rather than merges.
     """
-    gate = float(gate)
-    if not gate >= 0:
-        raise InputError(f"gate must be a non-negative number, got {gate}")
+    if not (is_integer(gate) or isinstance(gate, (float, np.floating))) or not gate >= 0:
+        raise InputError(f"gate must be a non-negative number, got {gate!r}")
     if max_gap is not None and (isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 1):
         raise InputError(f"max_gap must be a positive int or None, got {max_gap!r}")
     try:
@@ -539,6 +551,9 @@ def associate(people_per_frame, *, gate: float = GATE, max_gap: int | None = Non
         if f in by_frame:
             raise InputError(f"people_per_frame[{i}]: frame {f} appears twice")
         persons = []
+        if isinstance(people, (str, bytes)) or not isinstance(people, Iterable):
+            raise InputError(f"people_per_frame[{i}] (frame {f}): people must be a list of (keypoints, scores) "
+                             f"pairs, got {type(people).__name__}")
         for k, item in enumerate(people):
             where = f"people_per_frame[{i}] (frame {f}): person {k}"
             try:
@@ -548,13 +563,14 @@ def associate(people_per_frame, *, gate: float = GATE, max_gap: int | None = Non
             kp = _float_array(kp, f"{where}: keypoints")
             if kp.ndim != 2 or kp.shape[1] != 2 or (J is not None and kp.shape[0] != J):
                 raise InputError(f"{where}: keypoints must have shape ({'J' if J is None else J}, 2), got {kp.shape}")
+            check_values(kp, 1, f"{where}: keypoints")
             J = kp.shape[0]
             sc = np.full(J, np.nan) if sc is None else _float_array(sc, f"{where}: scores")
             if sc.shape != (J,):
                 raise InputError(f"{where}: scores must have shape ({J},), got {sc.shape}")
             persons.append(_Person(f, None, kp.copy(), sc.copy(), where, where))
         by_frame[f] = persons
-    tracks = _associate(sorted(by_frame.items()), gate, None if max_gap is None else int(max_gap))
+    tracks = _associate(sorted(by_frame.items()), float(gate), None if max_gap is None else int(max_gap))
     return [_track(k, members) for k, members in enumerate(tracks)]
 
 
@@ -892,6 +908,9 @@ def from_ultralytics(results: Iterable[Any], layout: str | None = None) -> Detec
     ``r.keypoints.conf`` (N, J) or None, ``r.boxes.id`` (N,) or None (tracking), ``r.orig_shape``
     (height, width); torch tensors or numpy arrays. Joints at (0, 0), where ultralytics puts the ones it
     scores below 0.5, are NaN with their score kept. Without ids the people are associated."""
+    if not isinstance(results, Iterable):
+        raise InputError(f"from_ultralytics needs the Results of each frame (a list or generator), got "
+                         f"{type(results).__name__}")
     people, sizes = [], set()
     n = 0
     for i, r in enumerate(results):
@@ -929,7 +948,7 @@ def from_ultralytics(results: Iterable[Any], layout: str | None = None) -> Detec
             try:
                 h, w = (float(v) for v in shape)
                 sizes.add((w, h))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(f"{where}: orig_shape must be (height, width), got {shape!r}") from None
         for k in range(N):
             tid = None
@@ -948,7 +967,10 @@ def from_ultralytics(results: Iterable[Any], layout: str | None = None) -> Detec
 
 def _atomic_write(path: Path, text: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the output's folder (missing, not writable), not the temporary file in it
+        raise OSError(e.errno, e.strerror, str(folder)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -21,10 +21,11 @@ import warnings
 import numpy as np
 
 from . import layouts
-from .detectors import Detections, PersonTrack
+from .detectors import Detections, PersonTrack, check_n_frames
 from .errors import InputError
-from .inputs import MIN_SCORE
-from .keyframes import keyframe_indices, on_grid
+from .inputs import MIN_SCORE, check_min_score
+from .keyframes import check_stride, keyframe_indices, on_grid
+from .normalise import check_image_size
 
 
 def model_layout(refiner) -> str:
@@ -65,6 +66,15 @@ def recover(refiner, detections: Detections, *, image_size, n_frames: int | None
     progress: called with 1 after each person. Raises InputError when no detection is on the K-frame grid
     (the detector ran on other frames), n_frames is shorter than the detections, or no one is left."""
     target = model_layout(refiner)
+    if not isinstance(detections, Detections):
+        raise InputError(f"detections must be a msf.detectors.Detections (detectors.read gives one), got "
+                         f"{type(detections).__name__}")
+    # the arguments' own errors once, here, rather than as every person's warning
+    check_image_size(image_size, 2)
+    check_stride(stride, refiner.config.Q)
+    check_min_score(min_score)
+    if n_frames is not None:
+        n_frames = check_n_frames(n_frames)
     if detections.layout != target:
         converted = []
         for t in detections.tracks:

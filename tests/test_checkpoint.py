@@ -727,3 +727,14 @@ def test_fuzz_build_nesting_and_layouts(case):
             offset, size, stride = layouts[name]
             index = [offset + sum(i * s for i, s in zip(idx, stride)) for idx in np.ndindex(*size)]
             assert max(index, default=0) < 6 and np.array_equal(np.abs(array).ravel(), storage[index]), name
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/null"), reason="needs POSIX")
+def test_fifos_and_devices_are_refused_without_waiting(tmp_path):
+    """Opening a FIFO waited for a writer, and /dev/zero would be read without end: what is not a regular file
+    is refused before it is read (/dev/null: a device that ends)."""
+    from test_weights import fifo
+    with fifo(tmp_path, "fifo.pth") as path:
+        for source in (path, "/dev/null", tmp_path):
+            with pytest.raises(CheckpointError, match=f"cannot read checkpoint '{source}': not a regular file"):
+                load_checkpoint(source)

@@ -124,8 +124,11 @@ def test_deep_or_odd_json_is_an_input_error(tmp_path, model_path):
     """issue 11: a 100k-deep JSON file raised RecursionError."""
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     result = run_msf("recover", tmp_path / "deep.json", "-o", tmp_path / "out.npy", "--model", model_path)
-    assert result.returncode == 1 and "nested deeper than 1000 levels" in result.stderr
+    assert result.returncode == 1 and "nested deeper than 64 levels" in result.stderr
     assert "Traceback" not in result.stderr
+    (tmp_path / "deep.json").write_text("[" * 999 + "]" * 999)  # under the old limit of 1000: RecursionError
+    result = run_msf("recover", tmp_path / "deep.json", "-o", tmp_path / "out.npy", "--model", model_path)
+    assert result.returncode == 1 and "nested deeper than 64 levels" in result.stderr, result.stderr
     kf = np.nan_to_num(keyframes(131)).tolist()
     odd = json.loads(json.dumps(kf))
     odd[3][2][1] = "900"  # a string is not a number (NumPy would convert it)
@@ -266,3 +269,11 @@ def test_plot_joints_out_of_range_name_the_flag(tmp_path, model_path, joints):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"--joints must be joint indices from 0 to 13 (the keyframes have 14 joints), got {joints}" in result.stderr
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_missing_output_folder_is_named(tmp_path, model_path):
+    """A keyframe output in a missing folder named the hidden temporary folder inside it."""
+    np.save(tmp_path / "in.npy", keyframes(131))
+    result = run_msf("recover", tmp_path / "in.npy", "-o", tmp_path / "missing" / "out.npy", "--model", model_path)
+    assert result.returncode == 1 and f"No such file or directory: '{tmp_path}/missing'" in result.stderr, \
+        result.stderr

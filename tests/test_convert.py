@@ -3,17 +3,19 @@
 The contract: an official checkpoint converted without torch loads with Refiner.load and reproduces the
 official (torch, float64) model within MODEL_ATOL_OF_MAX x max |output|.
 """
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import msf
 from helpers import CONVERT_WEIGHTS, OFFICIAL, TOOLS, official_config, op_int, random_state_dict, torchless_checkpoint
-from msf import pose, weights
+from msf import checkpoint, pose, weights
 from msf.checkpoint import CheckpointError
 from msf.convert import convert
 from msf.errors import InputError, WeightsError
@@ -344,3 +346,85 @@ def test_detector_layouts_are_skeletons_without_a_tree():
     for name in ("coco17", "halpe26", "body25", "blazepose33"):
         s = pose.SKELETONS[name]
         assert s.joints == msf.layouts.get(name).joints and s.parents is None and s.root_joints == ()
+
+
+def test_non_finite_weights_are_refused_naming_the_checkpoint(tmp_path):
+    state = random_state_dict(official_config(*OFFICIAL["pw3d"]))
+    state["fc.bias"] = state["fc.bias"].copy()
+    state["fc.bias"][0] = np.nan
+    path = tmp_path / "nan.pth"
+    path.write_bytes(torchless_checkpoint(state))
+    with pytest.raises(WeightsError, match=rf"^{path}: tensor 'fc.bias' contains NaN"):
+        convert(path, tmp_path / "out.safetensors")
+
+
+def test_output_symlinks_are_written_through_and_other_files_refused(tmp_path):
+    """The new file was renamed over the output path: over a symlink it replaced the link, and as root over
+    /dev/full it replaced the device node. A link is now written through, and what is not a regular file refused."""
+    data = torchless_checkpoint(random_state_dict(official_config(*OFFICIAL["pw3d"])))
+    target, link = tmp_path / "target.safetensors", tmp_path / "link.safetensors"
+    target.write_bytes(b"old")
+    link.symlink_to(target.name)
+    convert(data, link)
+    assert link.is_symlink() and msf.Refiner.load(target).config == official_config(*OFFICIAL["pw3d"])
+    dangling = tmp_path / "dangling.safetensors"
+    dangling.symlink_to("new.safetensors")
+    convert(data, dangling)
+    assert dangling.is_symlink() and (tmp_path / "new.safetensors").is_file()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for output in (fifo, tmp_path):  # (a device would do as well, but not in a test that may run unfixed as root)
+        with pytest.raises(InputError, match="exists and is not a regular file"):
+            convert(data, output)
+    assert fifo.exists() and not fifo.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.safetensors", "fifo", "link.safetensors",
+                                                          "new.safetensors", "target.safetensors"]
+    path = tmp_path / "ck.pth"
+    path.write_bytes(data)
+    (tmp_path / "ck-link.safetensors").symlink_to(path.name)
+    with pytest.raises(InputError, match="is the checkpoint itself"):
+        convert(path, tmp_path / "ck-link.safetensors")
+
+
+FAKE_TORCH = """
+import runpy, sys, types
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from helpers import OFFICIAL, official_config, random_state_dict, torchless_checkpoint
+state = random_state_dict(official_config(*OFFICIAL["pw3d"]))
+torch = types.ModuleType("torch")  # torch.load reads the legacy file, torch.save writes the zip format
+torch.load = lambda path, **kwargs: state
+torch.save = lambda obj, path: Path(path).write_bytes(torchless_checkpoint(obj))
+sys.modules["torch"] = torch
+sys.argv = [{tool!r}, *sys.argv[1:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_tool_records_the_legacy_files_provenance_not_its_copys(tmp_path):
+    """tools/convert_weights.py converted its re-saved copy of a legacy checkpoint, and the provenance gave the
+    copy's size and sha256 (with a stand-in for torch: its load and save are not what is tested)."""
+    legacy = tmp_path / "legacy.pth.tar"
+    legacy.write_bytes(checkpoint.LEGACY_MAGIC + b"a legacy torch.save file")
+    out = tmp_path / "out.safetensors"
+    script = FAKE_TORCH.format(tests=str(Path(__file__).parent), tool=str(CONVERT_WEIGHTS))
+    result = subprocess.run([sys.executable, "-c", script, str(legacy), "-o", str(out)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    source = json.loads(weights.read(out).metadata["source"])
+    assert (source["checkpoint"], source["bytes"], source["sha256"]) == (
+        legacy.name, legacy.stat().st_size, hashlib.sha256(legacy.read_bytes()).hexdigest())
+    assert "re-saved by torch" in source["resaved"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/null"), reason="needs POSIX")
+def test_converters_refuse_fifos_and_devices_without_waiting(tmp_path):
+    """msf convert and tools/convert_weights.py opened a FIFO, which waits for a writer (a timeout here)."""
+    fifo = tmp_path / "fifo.pth"
+    os.mkfifo(fifo)
+    for source in (fifo, "/dev/null"):
+        for command in ([sys.executable, "-m", "msf", "convert"], [sys.executable, str(CONVERT_WEIGHTS)]):
+            result = subprocess.run([*command, str(source), "-o", str(tmp_path / "out.safetensors")],
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 1 and f"cannot read checkpoint '{source}': not a regular file" in \
+                result.stderr, result

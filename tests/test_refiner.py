@@ -259,3 +259,9 @@ def test_repr_names_config_and_backend(refiner, backend):
     text = repr(refiner)
     c = refiner.config
     assert text.startswith("Refiner(") and f"K={c.K}" in text and f"P={c.P}" in text and repr(backend) in text
+
+
+def test_a_path_too_long_is_a_weights_error():
+    """Path.exists() raised OSError (ENAMETOOLONG) for a name too long to be a path."""
+    with pytest.raises(msf.WeightsError, match="no weights file"):
+        msf.Refiner.load("x" * 5000)

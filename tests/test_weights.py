@@ -1,6 +1,12 @@
 """The weight file: round trips, the safetensors package, and malformed files in both parsers."""
+import contextlib
 import json
+import os
 import struct
+import subprocess
+import sys
+import threading
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -9,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 import msf
 from helpers import HAS_CPP, HAS_KERNELS, OFFICIAL, official_config, random_state_dict, requires_kernels
-from msf import weights
+from msf import pose as pose_, weights
 from msf.config import Config
 
 if HAS_CPP:
@@ -311,6 +317,32 @@ LOAD_CASES = {
     "pose dims -0": ({"pose": '{"joints": [], "dims": -0}'}, "refused"),
     "pose not an object": ({"pose": "[]"}, "refused"),
     "config with K -0": ({"config": TINY.to_json().replace('"K": 4', '"K": -0')}, "refused"),
+    # JSON whitespace (space, tab, LF, CR) around values: C++ kept what follows a value in its raw text
+    "pretty-printed config": ({"config": json.dumps(json.loads(TINY.to_json()), indent=2)}, "accepted"),
+    "pretty-printed pose": ({"pose": json.dumps(json.loads(POSE), indent=2)}, "accepted"),
+    "space before a comma in config": ({"config": TINY.to_json().replace('"K": 4', '"K": 4 ')}, "accepted"),
+    "tab, CR and LF around pose dims": ({"pose": POSE.replace('"dims": 2', '"dims":\t\r\n2\r\n\t')}, "accepted"),
+    "vertical tab after pose dims": ({"pose": POSE.replace('"dims": 2', '"dims": 2\u000b')}, "refused"),
+    # a root-relative file's root_joints: one or more distinct joints of its own (msf.pose._stated_roots)
+    **{f"root_joints {text}{' (not root-relative)' if not relative else ''}{' without joints' if bare else ''}": (
+        {"pose": (json.dumps({"skeleton": "generic", "root_relative": relative}) if bare else
+                  POSE.replace("}", f', "root_relative": {json.dumps(relative)}}}'))[:-1]
+         + f', "root_joints": {text}}}'}, verdict)
+       for text, relative, bare, verdict in [
+           ("[0]", True, False, "accepted"), ('["b"]', True, False, "accepted"), ('[1, "a"]', True, False, "accepted"),
+           ("null", True, False, "accepted"), ("[]", True, False, "refused"), ("[2]", True, False, "refused"),
+           ("[-1]", True, False, "refused"), ('["c"]', True, False, "refused"), ('[0, "a"]', True, False, "refused"),
+           ("[0, -0]", True, False, "refused"), (f"[{10**30}]", True, False, "refused"),
+           ("[5]", False, False, "accepted"), ("[]", False, False, "accepted"),
+           ("[7]", True, True, "accepted"), (f"[{10**30}]", True, True, "accepted"), ('["a"]', True, True, "refused"),
+           ("[-0]", True, True, "accepted"), ("[0, 0]", True, True, "refused"), ("[-2]", True, True, "refused"),
+       ]},
+    # a repeated joint name resolves to its last index, as Python's dict keeps it
+    "root joint named twice over": ({"pose": '{"joints": ["a", "a"], "dims": 2, "root_relative": true, '
+                                             '"root_joints": ["a", 1]}'}, "refused"),
+    "root joint of a repeated name and another": ({"pose": '{"joints": ["a", "a"], "dims": 2, '
+                                                           '"root_relative": true, "root_joints": ["a", 0]}'},
+                                                  "accepted"),
 }
 
 
@@ -497,3 +529,220 @@ def test_mutated_metadata_gives_the_same_verdict_in_both_loaders(data):
     mutated = bytes(byte_mutations(data, base))
     verdicts = load_verdicts(mutated)
     assert len({repr(v) for v in verdicts.values()}) == 1, f"loaders disagree on {show(mutated)}: {verdicts}"
+
+
+# --- pose field types, the prediction metadata, and readers that must not wait or run out of memory --------
+
+POSE_FIELD_VALUES = ['"x"', "2", "-1", "0.5", "2.0", "true", "null", "[]", '["a", "b"]', "[0, 1]", "[1, -1]",
+                     '[0, "b"]', "[true]", "[0.5]", "[[0]]", "{}"]
+
+
+@pytest.mark.parametrize("key", sorted(pose_._FIELD_TYPES))
+def test_pose_field_types_are_checked_by_both_loaders(key):
+    """Every field msf.pose checks the type of (its _FIELD_TYPES), with a value of every JSON type: the C++
+    loader accepts and refuses the same (it took "joints": [1, 2], "units": 5, "root_relative": "yes", ...)."""
+    verdicts = {}
+    for value in POSE_FIELD_VALUES:
+        members = {"skeleton": '"generic"', "joints": '["a", "b"]', "dims": "2", "root_relative": "true",
+                   "root_joints": "[0]", key: value}
+        data = tiny_model_file({"pose": "{" + ", ".join(f'"{k}": {v}' for k, v in members.items()) + "}"})
+        got = load_verdicts(data)
+        assert len({repr(v) for v in got.values()}) == 1, f"{key}: {value}: loaders disagree {got}"
+        verdicts[value] = got["python"] != "refused"
+    assert not all(verdicts.values()) and any(verdicts.values()), f"{key}: {verdicts}"
+
+
+PREDICTION_CONFIG = Config(K=1, Q=4, P=4, C=4, L=1, ffn_hidden=8, d_t=2, d_c=4, se_t=1, se_c=1, reweight_hidden=2)
+PREDICTION = '{"history_frames": 3, "future_frames": 2, "fps": 25}'  # T = 5
+
+
+def prediction_file(text: str, config: Config = PREDICTION_CONFIG) -> bytes:
+    metadata = {"format": "msf", "config": config.to_json(), "pose": POSE, "prediction": text}
+    return weights.to_bytes({k: np.asarray(v, np.float32) for k, v in random_state_dict(config, seed=5).items()},
+                            metadata)
+
+
+def refiner_verdicts(data: bytes) -> dict:
+    """name -> the loaded config, or 'refused': msf.Refiner (which reads the prediction metadata) and msf::Model."""
+    out = {}
+    try:
+        out["python"] = sorted(asdict(msf.Refiner.load(data, backend="numpy").config).items())
+    except msf.WeightsError:
+        out["python"] = "refused"
+    if HAS_CPP:
+        try:
+            out["cpp"] = sorted(_core.Model.from_buffer(data).config.items())
+        except msf.WeightsError:
+            out["cpp"] = "refused"
+    return out
+
+
+def with_prediction(**fields) -> str:
+    return json.dumps({**json.loads(PREDICTION), **fields})
+
+
+PREDICTION_CASES = {
+    "valid": (PREDICTION, "accepted"),
+    "pretty-printed": (json.dumps(json.loads(PREDICTION), indent=2), "accepted"),
+    "fps 12.5": (with_prediction(fps=12.5), "accepted"),
+    "fps 1e300": (PREDICTION.replace("25", "1e300"), "accepted"),
+    "fps of 300 digits": (PREDICTION.replace("25", "1" * 300), "accepted"),
+    "fps the smallest normal double": (PREDICTION.replace("25", "2.2250738585072014e-308"), "accepted"),
+    "an extra member": (with_prediction(note="x"), "accepted"),
+    "strings": ('{"history_frames": "3", "future_frames": "2", "fps": "25"}', "refused"),
+    "fps a string": (with_prediction(fps="25"), "refused"),
+    "fractional frames": ('{"history_frames": 3.5, "future_frames": 2, "fps": 25}', "refused"),
+    "frames 3.0": ('{"history_frames": 3.0, "future_frames": 2, "fps": 25}', "refused"),
+    "frames 3e0": ('{"history_frames": 3e0, "future_frames": 2, "fps": 25}', "refused"),
+    "frames true": ('{"history_frames": 4, "future_frames": true, "fps": 25}', "refused"),
+    "fps true": (with_prediction(fps=True), "refused"),
+    "duplicate fps": (PREDICTION[:-1] + ', "fps": 50}', "refused"),
+    "fps NaN": (PREDICTION.replace("25", "NaN"), "refused"),
+    "fps Infinity": (PREDICTION.replace("25", "Infinity"), "refused"),
+    "fps 1e999": (PREDICTION.replace("25", "1e999"), "refused"),
+    "fps of 400 digits": (PREDICTION.replace("25", "1" * 400), "refused"),
+    "fps subnormal": (PREDICTION.replace("25", "1e-320"), "refused"),
+    "fps just below the smallest normal": (PREDICTION.replace("25", "2.225073858507201e-308"), "refused"),
+    "fps 1e-400 (zero)": (PREDICTION.replace("25", "1e-400"), "refused"),
+    "fps 0": (with_prediction(fps=0), "refused"),
+    "fps -25": (with_prediction(fps=-25), "refused"),
+    "fps missing": ('{"history_frames": 3, "future_frames": 2}', "refused"),
+    "fps null": (with_prediction(fps=None), "refused"),
+    "frames that do not sum to T": (with_prediction(future_frames=3), "refused"),
+    "history 1": ('{"history_frames": 1, "future_frames": 4, "fps": 25}', "refused"),
+    "history of 19 digits": (with_prediction(history_frames=10**18, future_frames=5 - 10**18), "refused"),
+    "not an object": ("[3, 2, 25]", "refused"),
+    "not JSON": ("history 3", "refused"),
+    "100k deep": ("[" * 100_000, "refused"),
+    "65 deep in an extra member": (PREDICTION[:-1] + ', "x": ' + NESTED_65 + "}", "refused"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICTION_CASES))
+def test_both_loaders_give_the_same_verdict_on_the_prediction_metadata(case):
+    """The `prediction` metadata, read loosely before (strings, 10.5 truncated, the last of two fps, NaN,
+    RecursionError on deep text) and not at all in C++: strict types, positive normal fps, the same verdicts."""
+    text, expected = PREDICTION_CASES[case]
+    data = prediction_file(text)
+    assert_verdict(refiner_verdicts(data), expected, data, case)
+
+
+def test_prediction_metadata_on_a_keyframe_model_is_refused_by_both_loaders():
+    data = tiny_model_file({"prediction": '{"history_frames": 3, "future_frames": 2, "fps": 25}'})  # K = 4, T = 5
+    assert_verdict(refiner_verdicts(data), "refused", data, "prediction on a keyframe model")
+
+
+def test_deep_prediction_metadata_is_a_weights_error_naming_it():
+    with pytest.raises(msf.WeightsError, match=r"metadata 'prediction' nests arrays and objects \d+ deep"):
+        msf.Refiner.load(prediction_file("[" * 100_000), backend="numpy")
+    assert msf.Refiner.load(prediction_file(PREDICTION), backend="numpy").prediction.fps == 25.0
+
+
+def test_f64_beyond_float32_becomes_inf_without_a_warning():
+    """The cast overflowed with a RuntimeWarning, an exception under -W error, instead of inf then WeightsError."""
+    data = st_file([member('"t"', "F64", "[2]", 0, 16)], struct.pack("<2d", 1e300, -1e300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert weights.parse(data).tensors["t"].tolist() == [np.inf, -np.inf]
+    assert_verdict(parse_verdicts(data), "accepted", data, "F64 beyond float32")
+    tensors = random_state_dict(TINY, seed=5)
+    tensors["fc.bias"] = np.full(tensors["fc.bias"].shape, 1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(msf.WeightsError, match="'fc.bias' contains NaN or infinite values"):
+            msf.Model.from_tensors(tensors)
+
+
+class CountingKey(str):
+    """A key that counts its comparisons with other keys."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        CountingKey.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_duplicate_keys_are_found_in_one_pass():
+    """Counting each key's occurrences (keys.count) was quadratic: a 540 KB header of 50,000 keys, one
+    repeated, took 26 s. The keys must be compared about once each."""
+    n = 2000
+    CountingKey.comparisons = 0
+    with pytest.raises(weights._Refused, match=r"duplicate keys: \['k0', 'k7'\]"):
+        weights._no_duplicates([(CountingKey(f"k{i}"), 0) for i in range(n)] + [(CountingKey("k7"), 0),
+                                                                                 (CountingKey("k0"), 0)])
+    assert CountingKey.comparisons < 10 * n
+
+
+class CountingShapes(dict):
+    """Shapes that count the passes over their names."""
+
+    passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        return super().__iter__()
+
+
+def test_blocks_are_counted_in_one_pass_over_the_names():
+    """Config.from_shapes looked through every name once per block (2000 blocks took 19 s): the passes over
+    the names must not grow with the number of blocks."""
+    config = Config(**{**asdict(TINY), "L": 200})
+    shapes = CountingShapes(config.expected_shapes())
+    assert Config.from_shapes(shapes) == config
+    assert shapes.passes < 10
+    for name in ("encoder.layers.01.norm1.weight", "encoder.layers.0", "encoder.layers.x.norm1.weight"):
+        with pytest.raises(msf.WeightsError, match=f"unexpected tensors: {name}"):  # not block 0 or 1
+            Config.from_shapes({**config.expected_shapes(), name: (4,)})
+
+
+@contextlib.contextmanager
+def fifo(tmp_path, name="fifo.safetensors"):
+    """A FIFO. Should a reader wait on it for a writer, one comes (and goes) every 10 s, so that the test
+    fails instead of hanging."""
+    path = tmp_path / name
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def rescue():
+        while not done.wait(10):
+            with contextlib.suppress(OSError):  # ENXIO: no reader waits
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=rescue, daemon=True).start()
+    try:
+        yield path
+    finally:
+        done.set()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/null"), reason="needs POSIX")
+def test_fifos_and_devices_are_refused_without_waiting(tmp_path):
+    """Opening a FIFO waited for a writer, and a device such as /dev/zero was read without end (Python ran out
+    of memory): both readers refuse what is not a regular file before reading (/dev/null: a device that ends)."""
+    with fifo(tmp_path) as path:
+        for device in (path, "/dev/null"):
+            for read in (weights.read, msf.Refiner.load):
+                with pytest.raises(msf.WeightsError, match=f"{device}'?: not a regular file"):
+                    read(device)
+    if HAS_CPP:  # in a child: msf::Model holds the GIL while it waits, so no rescue could run
+        code = "import sys\nfrom msf import _core\nfor p in sys.argv[1:]:\n    try:\n" \
+               "        _core.Model.from_file(p)\n    except Exception as e:\n        print(e)"
+        with fifo(tmp_path, "cpp.safetensors") as path:
+            result = subprocess.run([sys.executable, "-c", code, str(path), "/dev/zero"], capture_output=True,
+                                    text=True, timeout=120)
+        assert result.stdout.splitlines() == [f"safetensors: cannot open {path}: not a regular file",
+                                              "safetensors: cannot open /dev/zero: not a regular file"], result
+
+
+def test_unterminated_keyframe_strings_are_stripped_in_linear_time(tmp_path):
+    """files' string pattern backtracked on an unterminated string of escaped quotes (40,000 took 20 s; these
+    400,000 would take over half an hour): it is msf.weights.json_depth's now, which never backtracks."""
+    path = tmp_path / "q.json"
+    path.write_text('{"keyframes": ["' + '\\"' * 400_000 + "]}")
+    code = "import sys, msf.files\ntry:\n    msf.files.read_keyframes(sys.argv[1])\nexcept msf.InputError as e:\n" \
+           "    print(e)"
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert "cannot read keyframes: Unterminated string" in result.stdout, result

@@ -6,18 +6,22 @@
 The same as `msf convert` (see `msf convert --help`): the checkpoint is read by msf's restricted
 reader, which executes nothing from the file. One addition: a legacy (pre-1.6, not zip) checkpoint,
 which that reader refuses, is re-saved in the zip format by torch.load(weights_only=True) when PyTorch
-is installed here (torch's own allowlisting unpickler, which executes nothing either), then converted.
+is installed here (torch's own allowlisting unpickler, which executes nothing either), then converted; the
+provenance metadata then names and fingerprints the legacy file, not the copy.
 """
+import os
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 try:
-    from msf.cli import main
+    from msf import cli
 except ImportError:  # run from a source checkout where msf is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from msf.cli import main
+    from msf import cli
 from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint
+from msf.convert import convert
 from msf.errors import Error
 
 
@@ -51,7 +55,7 @@ def resave_legacy(path: Path, directory: str) -> Path | None:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        if argv and not argv[0].startswith("-") and Path(argv[0]).is_file():
+        if argv and not argv[0].startswith("-") and os.path.isfile(argv[0]):  # False, not OSError, for any path
             try:
                 copy = resave_legacy(Path(argv[0]), tmp)
             except Error as e:
@@ -59,5 +63,7 @@ if __name__ == "__main__":
                 sys.exit(1)
             if copy is not None:
                 print(f"{argv[0]}: legacy torch.save format, re-saved by torch for conversion", file=sys.stderr)
+                # msf convert of the copy, whose errors and provenance (name, size, sha256) are the user's file's
+                cli.convert = partial(convert, resaved_from=argv[0])
                 argv = [str(copy), *argv[1:]]
-        sys.exit(main(["convert", *argv]))
+        sys.exit(cli.main(["convert", *argv]))

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <locale>
+#include <sstream>
 #include <vector>
 
 #include "msf/errors.hpp"
@@ -184,33 +186,53 @@ std::map<std::string, std::string> json_object_members(const std::string& text) 
     if (reader.peek() != '{') json::fail("metadata value is not a JSON object");
     std::map<std::string, std::string> out;
     reader.members([&](std::string key) {
-        const size_t start = reader.position();
-        reader.skip();
-        if (!out.emplace(key, text.substr(start, reader.position() - start)).second)
+        if (!out.emplace(key, reader.raw()).second)
             json::fail("duplicate key " + json::printable(key) + " in a metadata object");
     });
     return out;
 }
 
-bool json_integer(const std::string& text, long long& value) {
-    size_t i = text[0] == '-' ? 1 : 0;
-    if (text.size() == i || text.size() - i > 18) return false;  // 18 digits cannot overflow long long
-    for (size_t k = i; k < text.size(); ++k)
-        if (text[k] < '0' || text[k] > '9') return false;
-    value = std::stoll(text);
+JsonKind json_kind(const std::string& raw) {
+    switch (raw.empty() ? '\0' : raw[0]) {
+        case 'n': return JsonKind::Null;
+        case 't': case 'f': return JsonKind::Bool;
+        case '"': return JsonKind::String;
+        case '[': return JsonKind::Array;
+        case '{': return JsonKind::Object;
+        default: return raw.find_first_of(".eE") == std::string::npos ? JsonKind::Integer : JsonKind::Float;
+    }
+}
+
+bool json_integer(const std::string& raw, long long& value) {
+    const size_t i = !raw.empty() && raw[0] == '-' ? 1 : 0;
+    if (raw.size() == i || raw.size() - i > 18) return false;  // 18 digits cannot overflow long long
+    for (size_t k = i; k < raw.size(); ++k)
+        if (raw[k] < '0' || raw[k] > '9') return false;
+    value = std::stoll(raw);
     return true;
 }
 
-long long json_array_length(const std::string& text) {
-    json::Reader reader(text.data(), text.size());
-    reader.validate();
-    if (reader.peek() != '[') return -1;
-    long long n = 0;
-    reader.elements([&] {
-        reader.skip();
-        ++n;
-    });
-    return n;
+bool json_number(const std::string& raw, double& value) {
+    const JsonKind kind = json_kind(raw);
+    if (kind != JsonKind::Integer && kind != JsonKind::Float) return false;
+    // correctly rounded, as Python's float(); the classic locale, whatever the application set
+    std::istringstream in(raw);
+    in.imbue(std::locale::classic());
+    in >> value;
+    return !in.fail();  // fails beyond double range (Python: inf, or OverflowError for an int)
+}
+
+std::string json_string(const std::string& raw) {
+    json::Reader reader(raw.data(), raw.size());
+    return reader.string();
+}
+
+std::vector<std::string> json_array_elements(const std::string& raw) {
+    json::Reader reader(raw.data(), raw.size());
+    if (reader.peek() != '[') json::fail("metadata value is not a JSON array");
+    std::vector<std::string> out;
+    reader.elements([&] { out.push_back(reader.raw()); });
+    return out;
 }
 
 }  // namespace msf

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace msf {
 
@@ -13,13 +14,22 @@ namespace msf {
 constexpr int kMaxJsonDepth = 64;           // nested arrays and objects in the header and the metadata JSON
 constexpr size_t kMaxIntegerDigits = 4300;  // digits of an integer literal (Python's int-from-string limit)
 
-// The members of a JSON object held in a metadata string, each as its raw JSON text. Throws WeightsError
-// when the text is not a JSON object.
+// The members of a JSON object held in a metadata string, each as its raw JSON text (the value alone, without
+// the whitespace around it). Throws WeightsError when the text is not a JSON object.
 std::map<std::string, std::string> json_object_members(const std::string& text);
-// value = the integer a raw JSON text spells; false when it is not an integer literal.
-bool json_integer(const std::string& text, long long& value);
-// Elements of a raw JSON array text, or -1 when it is not an array.
-long long json_array_length(const std::string& text);
+
+// What a raw JSON value (as json_object_members gives it) is, as Python's json reads it: a number without
+// fraction or exponent is an int, any other a float.
+enum class JsonKind { Null, Bool, Integer, Float, String, Array, Object };
+JsonKind json_kind(const std::string& raw);
+// value = the integer a raw JSON text spells; false when it is not an integer literal of at most 18 digits.
+bool json_integer(const std::string& raw, long long& value);
+// value = the double nearest to a raw JSON number; false when it is not a number or is beyond double range.
+bool json_number(const std::string& raw, double& value);
+// The string a raw JSON string spells, escapes decoded.
+std::string json_string(const std::string& raw);
+// The elements of a raw JSON array, each as its raw text; WeightsError when it is not an array.
+std::vector<std::string> json_array_elements(const std::string& raw);
 
 namespace json {
 
@@ -42,11 +52,12 @@ public:
 
     void validate();
 
-    // Skips one value (already validated) and tells where the reader stands.
-    void skip() { skip_value(0); }
-    size_t position() {
+    // Skips one value (already validated) and gives its text, without the whitespace around it.
+    std::string raw() {
         peek();
-        return pos_;
+        const size_t start = pos_;
+        skip_value(0);
+        return std::string(p_ + start, pos_ - start);
     }
 
     // Next significant character, or '\0' at the end (a literal NUL is never valid here either).

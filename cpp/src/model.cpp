@@ -324,7 +324,100 @@ static_assert(Block::token_value_reduce_bias == Block::token_dense_weight + 5 &&
               Block::channel_value_reduce_bias == Block::channel_dense_weight + 5,
               "synth_view reads dense.weight, dense.bias, se.fc.0, se.fc.2, value_reduce.weight/bias in this order");
 
-// The file's stated config must agree with the shapes, and its pose convention must describe P values.
+bool is_string(const std::string& raw) { return json_kind(raw) == JsonKind::String; }
+bool is_integer(const std::string& raw) { return json_kind(raw) == JsonKind::Integer; }
+bool is_bool(const std::string& raw) { return json_kind(raw) == JsonKind::Bool; }
+template <JsonKind... Kinds>
+bool is_list_of(const std::string& raw) {
+    if (json_kind(raw) != JsonKind::Array) return false;
+    for (const std::string& e : json_array_elements(raw))
+        if (((json_kind(e) != Kinds) && ...)) return false;
+    return true;
+}
+
+// The type of each pose field: msf.pose._FIELD_TYPES, which the Python loader checks (null: not stated).
+struct PoseField {
+    const char* key;
+    bool (*ok)(const std::string&);
+    const char* expected;
+};
+constexpr PoseField kPoseFields[] = {
+    {"skeleton", is_string, "a string"},
+    {"units", is_string, "a string"},
+    {"joints", is_list_of<JsonKind::String>, "a list of joint names"},
+    {"dims", is_integer, "an integer"},
+    {"parents", is_list_of<JsonKind::Integer>, "a list of parent indices (-1: root)"},
+    {"root_joints", is_list_of<JsonKind::Integer, JsonKind::String>, "a list of joint indices or names"},
+    {"root_relative", is_bool, "true or false"},
+    {"image_normalised", is_bool, "true or false"},
+};
+
+// A root-relative file's stated root_joints must be one or more distinct joints: names resolved by its joints
+// (when it names them, the last of a repeated name, as Python's dict keeps it), indices within its J, or
+// >= 0 when it names no joints (msf.pose._stated_roots).
+void check_root_joints(const std::string& roots, const std::string* joints) {
+    std::map<std::string, size_t> named;
+    const std::vector<std::string> names = joints ? json_array_elements(*joints) : std::vector<std::string>{};
+    for (size_t j = 0; j < names.size(); ++j) named[json_string(names[j])] = j;
+    const std::vector<std::string> stated = json_array_elements(roots);
+    std::set<std::string> seen;  // as canonical decimal text: JSON integers have no leading zeros
+    bool ok = !stated.empty();
+    for (const std::string& r : stated) {
+        std::string index = r == "-0" ? "0" : r;  // Python reads -0 as the integer 0
+        if (json_kind(r) == JsonKind::String) {
+            auto it = named.find(json_string(r));
+            index = it == named.end() ? "-1" : std::to_string(it->second);
+        }
+        long long v = 0;
+        ok = ok && index[0] != '-' && (!joints || (json_integer(index, v) && v < static_cast<long long>(names.size()))) &&
+             seen.insert(index).second;
+    }
+    if (!ok)
+        throw WeightsError("metadata pose root_joints " + json::printable(roots) + ": expected one or more distinct " +
+                           (joints ? "of the file's " + std::to_string(names.size()) + " joints" : "joint indices >= 0"));
+}
+
+// The pose convention: fields of their types, joints and dims describing P values, and the root joints.
+void check_pose(const std::string& text, const Config& c) {
+    const std::map<std::string, std::string> p = json_object_members(text);
+    auto stated = [&](const char* key) -> const std::string* {  // null: not stated
+        auto it = p.find(key);
+        return it == p.end() || json_kind(it->second) == JsonKind::Null ? nullptr : &it->second;
+    };
+    for (const PoseField& f : kPoseFields)
+        if (const std::string* v = stated(f.key); v && !f.ok(*v))
+            throw WeightsError(std::string("metadata pose '") + f.key + "' is " + json::printable(*v) + ": expected " +
+                               f.expected);
+    auto joints = p.find("joints"), dims = p.find("dims");
+    if (joints != p.end() || dims != p.end()) {  // present, even as null, they must describe P
+        long long d = 0;
+        const long long j = stated("joints") ? static_cast<long long>(json_array_elements(joints->second).size()) : -1;
+        // d <= P first: j * d must not overflow (j is at most the text's length)
+        if (j < 0 || !stated("dims") || !json_integer(dims->second, d) || d < 1 || d > c.P || j * d != c.P)
+            throw WeightsError("metadata pose must give a list of J joint names and D dims with J*D = P = " +
+                               std::to_string(c.P));
+    }
+    const std::string* roots = stated("root_joints");
+    const std::string* relative = stated("root_relative");
+    if (roots && relative && *relative == "true") check_root_joints(*roots, stated("joints"));
+}
+
+// A motion-prediction file's "prediction": {"history_frames": H, "future_frames": F, "fps": f}, H and F integers,
+// f a positive normal number, fitting a model of K = 1 with H >= 2, F >= 1 and H + F = T (msf.predict).
+void check_prediction(const std::string& text, const Config& c) {
+    const std::map<std::string, std::string> p = json_object_members(text);
+    auto h = p.find("history_frames"), f = p.find("future_frames"), fps = p.find("fps");
+    long long history = 0, future = 0;
+    double rate = 0;
+    if (h == p.end() || f == p.end() || fps == p.end() || !json_integer(h->second, history) ||
+        !json_integer(f->second, future) || !json_number(fps->second, rate) || !(std::isnormal(rate) && rate > 0) ||
+        c.K != 1 || history < 2 || future < 1 || history + future != c.T())
+        throw WeightsError("metadata prediction must be {\"history_frames\": H, \"future_frames\": F, \"fps\": f} "
+                           "with integers H >= 2, F >= 1, H + F = T = " + std::to_string(c.T()) +
+                           ", f a positive normal number, for a model of K = 1 (here " + std::to_string(c.K) + ")");
+}
+
+// The file's stated config must agree with the shapes, and its pose convention and prediction setting must fit.
 void check_metadata(const Metadata& metadata, const Config& c) {
     auto config = metadata.find("config");
     if (config != metadata.end()) {
@@ -337,20 +430,12 @@ void check_metadata(const Metadata& metadata, const Config& c) {
             long long v = 0;
             if (it != stated.end() && (!json_integer(it->second, v) || v != value))
                 throw WeightsError(std::string("metadata config disagrees with the tensor shapes: ") + key + " stated " +
-                                   it->second.substr(0, 40) + ", shapes give " + std::to_string(value));
+                                   json::printable(it->second) + ", shapes give " + std::to_string(value));
         }
     }
-    auto pose = metadata.find("pose");
-    if (pose == metadata.end()) return;
-    const std::map<std::string, std::string> p = json_object_members(pose->second);
-    auto joints = p.find("joints"), dims = p.find("dims");
-    if (joints == p.end() && dims == p.end()) return;
-    long long d = 0;
-    const long long j = joints == p.end() ? -1 : json_array_length(joints->second);
-    // d <= P first: j * d must not overflow (j is at most the text's length)
-    if (j < 0 || dims == p.end() || !json_integer(dims->second, d) || d < 1 || d > c.P || j * d != c.P)
-        throw WeightsError("metadata pose must give a list of J joint names and D dims with J*D = P = " +
-                           std::to_string(c.P));
+    if (auto pose = metadata.find("pose"); pose != metadata.end()) check_pose(pose->second, c);
+    if (auto prediction = metadata.find("prediction"); prediction != metadata.end())
+        check_prediction(prediction->second, c);
 }
 
 }  // namespace

@@ -266,11 +266,16 @@ StFile parse_safetensors(const uint8_t* bytes, size_t size) {
 }
 
 StFile read_safetensors_file(const std::string& path) {
+    // Only regular files are read, and that is checked before opening: opening a FIFO waits for a writer, a
+    // device such as /dev/zero has no size and no end, and opening some devices acts. Should the path change
+    // in between, file_size refuses anything but a regular file, so at worst the open waits (std::ifstream
+    // cannot open without blocking).
+    std::error_code ec;
+    const std::filesystem::file_status status = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(status)) fail("cannot open " + path + (ec ? ": " + ec.message() : ""));
+    if (!std::filesystem::is_regular_file(status)) fail("cannot open " + path + ": not a regular file");
     std::ifstream in(path, std::ios::binary);
     if (!in) fail("cannot open " + path);
-    // A directory or device can open fine but has no meaningful size; only regular files are read.
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) fail("cannot open " + path + ": not a regular file");
     const uintmax_t len = std::filesystem::file_size(path, ec);
     if (ec || len > std::numeric_limits<size_t>::max()) fail("cannot read " + path);
     std::vector<uint8_t> buf(static_cast<size_t>(len));

@@ -395,6 +395,41 @@ void test_out_of_memory() {
     msf_free(model);
 }
 
+// The metadata JSON as msf.model and msf.pose read it: spaces around values, the type of every pose
+// field, a root-relative file's root joints, and a prediction setting that fits (this model has K = 3).
+void test_metadata_json() {
+    auto load = [](const std::string& key, const std::string& value) {
+        msf::Metadata metadata = base_metadata;
+        metadata[key] = value;
+        const std::vector<uint8_t> bytes = test::to_safetensors(base_tensors, metadata);
+        return msf_load_buffer(bytes.data(), bytes.size());
+    };
+    // spaces only: test::to_safetensors does not escape the metadata (tests/test_weights.py has tabs and newlines)
+    const std::string config = " {  \"C\": 16 , \"K\": 3  , \"L\": 2, \"P\": 6, \"Q\": 4 } ";
+    const std::string pose = "{\"joints\": [ \"a\" , \"b\", \"c\" ] , \"dims\": 2 }";
+    for (const auto& [key, value] : {std::pair{std::string("config"), config}, std::pair{std::string("pose"), pose}}) {
+        msf_model* model = load(key, value);
+        CHECK(model && msf_last_status() == MSF_OK);
+        msf_free(model);
+    }
+    const std::string joints = "\"joints\": [\"a\", \"b\", \"c\"], \"dims\": 2";
+    for (const char* field : {"\"joints\": [1, 2, 3], \"dims\": 2", "\"units\": 5", "\"skeleton\": [\"x\"]",
+                              "\"root_relative\": \"yes\"", "\"parents\": [0.5]", "\"image_normalised\": 1",
+                              "\"root_joints\": [true]", "\"root_joints\": [0.5]", "\"root_joints\": 0"})
+        EXPECT_LOAD_FAILS(load("pose", std::string("{") + field + "}"), MSF_ERR_WEIGHTS, "metadata pose '");
+    for (const char* roots : {"[]", "[3]", "[-1]", "[\"d\"]", "[0, \"a\"]", "[0, -0]"})
+        EXPECT_LOAD_FAILS(load("pose", "{" + joints + ", \"root_relative\": true, \"root_joints\": " + roots + "}"),
+                          MSF_ERR_WEIGHTS, "metadata pose root_joints");
+    for (const char* roots : {"[2, \"a\"]", "[\"c\"]"}) {
+        msf_model* model = load("pose", "{" + joints + ", \"root_relative\": true, \"root_joints\": " + roots + "}");
+        CHECK(model && msf_last_status() == MSF_OK);
+        msf_free(model);
+    }
+    EXPECT_LOAD_FAILS(load("prediction", "{\"history_frames\": 11, \"future_frames\": 2, \"fps\": 25}"),
+                      MSF_ERR_WEIGHTS, "for a model of K = 1 (here 3)");
+    EXPECT_LOAD_FAILS(load("prediction", std::string(100000, '[')), MSF_ERR_WEIGHTS, "nesting deeper than 64");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -412,6 +447,7 @@ int main(int argc, char** argv) {
         test_version();
         test_load_files();
         test_model_errors();
+        test_metadata_json();
         test_queries();
         test_refine();
         test_overflow();

@@ -40,6 +40,7 @@ from ._formats import (  # noqa: F401  (the magics: re-exported)
     sniff,
 )
 from .errors import CheckpointError, LegacyFormatError  # defined there; re-exported from here
+from .weights import open_regular
 
 MAX_TOTAL_BYTES = 2 << 30  # all members together, and all state-dict tensors together
 MAX_PICKLE_BYTES = 16 << 20  # data.pkl of a real checkpoint: ~100 bytes per tensor
@@ -579,7 +580,7 @@ def load_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview) 
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _load(io.BytesIO(bytes(source)), len(source))
     try:
-        with open(source, "rb") as f:
+        with open_regular(source) as f:  # not a FIFO or device: they would block or never end
             return _load(f, os.fstat(f.fileno()).st_size)
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {os.fspath(source)!r}: {e.strerror or e}") from None

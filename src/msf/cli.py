@@ -169,8 +169,6 @@ def _fits(keyframes: np.ndarray, refiner: Refiner) -> bool:
 
 def _select(sequences: dict, refiner: Refiner, path: str) -> dict:
     """Of a file's several sequences, those in the model's pose layout; a warning names the others."""
-    if not sequences:  # a JSON {"sequences": {}}: read_keyframes refuses only an .npz without any
-        raise InputError(f"{path}: no keyframe sequences: expected at least one, (M, J, D) or (M, P)")
     if len(sequences) < 2:
         return sequences
     kept = {name: entry for name, entry in sequences.items() if _fits(entry[0], refiner)}

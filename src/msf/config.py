@@ -137,8 +137,15 @@ class Config:
         if Q < 1 or T < 2 or (T - 1) % Q:
             raise WeightsError(f"l_interp.weight has shape {[T, Q1]}: T - 1 = {T - 1} must be a positive "
                                f"multiple of Q = {Q} (T = K*Q + 1 with Q >= 1)")
-        L = 0  # blocks are numbered 0..L-1; keys of any later block are reported as unexpected
-        while any(k.startswith(schema.BLOCK_PREFIX.format(L)) for k in shapes):
+        # blocks are numbered 0..L-1; keys of any later block are reported as unexpected. The numbers present
+        # are gathered in one pass over the keys: a file may name thousands of blocks.
+        head, numbers = schema.BLOCK_PREFIX.split("{}")[0], set()
+        for k in shapes:
+            number, dot, _ = k[len(head):].partition(".")
+            if dot and k.startswith(head):
+                numbers.add(number)
+        L = 0
+        while str(L) in numbers:
             L += 1
         if L == 0:
             raise WeightsError("no encoder blocks (encoder.layers.0.*): this is not a MixSynthFormer state dict")

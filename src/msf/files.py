@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import warnings
 from contextlib import contextmanager
@@ -31,20 +30,12 @@ import numpy as np
 
 from .errors import InputError
 from .inputs import is_integer
+from .weights import json_depth
 
 FORMATS = (".npy", ".npz", ".json")
 N_FRAMES_SUFFIX = "_n_frames"
-MAX_JSON_DEPTH = 1000  # far beyond the 3 levels of keyframes; the same cap as weight-file metadata
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+MAX_JSON_DEPTH = 64  # far beyond the 3 levels of keyframes, and far below Python's recursion limit
 TEMPORARY_PREFIX = ".msf-tmp-"  # hidden folders .msf-tmp-<tag>-<name> hold outputs being written
-
-
-def _json_depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON text, brackets inside strings not counted.
-    Without a cap, json.loads recurses once per level and deep input ends in RecursionError."""
-    code = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    step = np.isin(code, (ord("["), ord("{"))).astype(np.int64) - np.isin(code, (ord("]"), ord("}")))
-    return int(np.cumsum(step).max(initial=0))
 
 
 def _format(path: Path) -> str:
@@ -132,13 +123,14 @@ def read_keyframes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int |
         if kind == ".npz":
             return _read_npz(path)
         text = path.read_text(encoding="utf-8")
-        if _json_depth(text) > MAX_JSON_DEPTH:
+        # without a cap, json.loads recurses once per level and deep input ends in RecursionError
+        if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise InputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels; keyframes need 3 "
                              f"(keyframes, joints, values)")
         document = json.loads(text)
     except InputError:
         raise
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, RecursionError) as e:  # RecursionError: a caller's stack already deep
         raise InputError(f"{path}: cannot read keyframes: {e}") from None
     if not isinstance(document, dict):
         raise InputError(f"{path}: expected a JSON object with 'keyframes' or 'sequences'")
@@ -154,6 +146,9 @@ def read_keyframes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int |
         if not isinstance(entry, dict) or "keyframes" not in entry:
             raise InputError(f"{where}: missing 'keyframes'")
         out[name] = (_sequence(_json_array(entry["keyframes"], where), where), _n_frames(entry.get("n_frames"), where))
+    if not out:
+        raise InputError(f"{path}: no keyframe sequences: 'sequences' is empty; expected at least one name mapped "
+                         f"to {{'keyframes': (M, J, D) or (M, P), 'n_frames': ...}}")
     return out
 
 
@@ -198,7 +193,10 @@ def atomic_output(path: str | os.PathLike, tag: str | None = None) -> Iterator[P
     path = Path(path)
     holder = temporary_folder(path, tag)
     remove(holder)
-    holder.mkdir()
+    try:
+        holder.mkdir()
+    except OSError as e:  # name the output's folder (missing, not writable), not the hidden one in it
+        raise OSError(e.errno, e.strerror, str(path.parent)) from None
     try:
         written = holder / path.name
         yield written

@@ -8,15 +8,18 @@ from . import convert, pose as pose_, predict as predict_, weights
 from ._formats import sniff
 from .checkpoint import LEGACY_MAGIC
 from .config import Config
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .flops import FLOPS_FORMULA, flops_per_window
 from .model import Model
 
 
 def _load_any(path: str | os.PathLike) -> tuple[Model, str]:
     """A weight file, or a checkpoint described as it would convert with the default pose."""
-    with open(path, "rb") as f:
-        head = f.read(len(LEGACY_MAGIC))
+    try:
+        with weights.open_regular(path) as f:
+            head = f.read(len(LEGACY_MAGIC))
+    except OSError as e:
+        raise WeightsError(f"cannot read {os.fspath(path)!r}: {e.strerror or e}") from None
     if sniff(head) not in ("zip", "legacy"):  # the first bytes only: a tar is read, and refused, as msf weights
         return Model.from_weights(weights.read(path)), "msf weights"
     state = convert.load(path).state_dict
@@ -52,4 +55,10 @@ def describe(path: str | os.PathLike) -> str:
                         f"{prediction.future_frames} at {prediction.fps:g} fps (Refiner.predict; not a keyframe model)")
     if "source" in model.metadata:
         lines.append(f"  source       {model.metadata['source']}")
-    return "\n".join(lines)
+    return "\n".join(map(_printable, lines))
+
+
+def _printable(line: str) -> str:
+    """line with its non-printable characters escaped: strings from the file (source, skeleton, units, joint
+    names) must not drive the terminal (escape sequences) or forge lines."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)

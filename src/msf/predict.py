@@ -7,7 +7,6 @@ its metadata key "prediction": {"history_frames": H, "future_frames": F, "fps": 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -19,6 +18,7 @@ from .errors import InputError, WeightsError
 from .inputs import FLOAT32_MAX, is_integer, real_array
 from .normalise import Normaliser
 from .pose import PoseConvention
+from .weights import loads
 
 METADATA_KEY = "prediction"
 
@@ -38,18 +38,19 @@ def read_prediction(metadata: Mapping[str, str], config: Config) -> Prediction |
     text = metadata.get(METADATA_KEY)
     if text is None:
         return None
+    fields = loads(text, f"metadata {METADATA_KEY!r}")  # as strictly as config and pose, and as the C++ loader
+    h, f, fps = (fields.get(k) for k in ("history_frames", "future_frames", "fps")) if isinstance(fields, dict) \
+        else (None, None, None)
     try:
-        fields = json.loads(text)
-        spec = Prediction(int(fields["history_frames"]), int(fields["future_frames"]), float(fields["fps"]))
-    except (ValueError, TypeError, KeyError, OverflowError) as e:
-        raise WeightsError(f"metadata {METADATA_KEY!r} is not {{\"history_frames\": H, \"future_frames\": F, "
-                           f"\"fps\": f}}: {e}") from None
-    if config.K != 1 or spec.history_frames < 2 or spec.future_frames < 1 or \
-            spec.history_frames + spec.future_frames != config.T or not np.isfinite(spec.fps) or spec.fps <= 0:
-        raise WeightsError(f"metadata {METADATA_KEY!r} {fields} does not fit this model: a prediction model has "
-                           f"K = 1 (here {config.K}), history_frames >= 2, future_frames >= 1, their sum = T "
-                           f"(here {config.T}) and fps > 0")
-    return spec
+        rate = float(fps) if is_integer(fps) or isinstance(fps, float) else np.nan
+    except OverflowError:  # an integer beyond float range
+        rate = np.inf
+    if not (is_integer(h) and is_integer(f) and np.isfinite(rate) and rate >= np.finfo(np.float64).tiny) or \
+            config.K != 1 or h < 2 or f < 1 or h + f != config.T:
+        raise WeightsError(f"metadata {METADATA_KEY!r} must be {{\"history_frames\": H, \"future_frames\": F, "
+                           f"\"fps\": f}} with integers H >= 2, F >= 1, H + F = T (here {config.T}) and f a positive "
+                           f"normal number, for a model of K = 1 (here {config.K}); got {text[:200]!r}")
+    return Prediction(h, f, rate)
 
 
 def predict(config: Config, forward: RefineWindows, convention: PoseConvention, spec: Prediction, history,

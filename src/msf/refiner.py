@@ -53,9 +53,10 @@ class Refiner:
             data = bytes(source)
             return cls._loaded(weights.parse(data), ("bytes", data), backend, threads)
         path = Path(source)
-        if not path.exists() and isinstance(source, str) and (MODELS_DIR / f"{source}.safetensors").exists():
+        exists = os.path.exists(path)  # False, not OSError, for a name too long to be a path
+        if not exists and isinstance(source, str) and os.path.exists(MODELS_DIR / f"{source}.safetensors"):
             return _load_shipped(source, None, backend, threads)
-        if not path.exists():
+        if not exists:
             raise WeightsError(f"no weights file {os.fspath(source)!r} and no shipped model of that name "
                                f"(shipped models: {_shipped_names()})")
         data, parsed = weights.read_with_bytes(path)

@@ -6,21 +6,23 @@ executed. Any malformed input raises WeightsError.
 
 This reader and the C++ one (cpp/src/safetensors.cpp) give the same verdict on every file, with the same
 limits (the C++ ones are exposed as msf._kernels.MAX_*; tests/test_weights.py checks they are equal):
-the header is at most MAX_HEADER_BYTES; JSON (the header, and the `config` and `pose` metadata read by
-msf.model through `loads`) is strict RFC 8259 without NaN/Infinity, lone surrogate escapes or repeated
-keys, nests at most MAX_JSON_DEPTH arrays and objects, and has integers of at most MAX_INTEGER_DIGITS
-digits; a shape has at most MAX_SHAPE_DIMS entries whose nonzero ones multiply to at most
-MAX_SHAPE_ELEMENTS.
+the header is at most MAX_HEADER_BYTES; JSON (the header, and the `config`, `pose` and `prediction`
+metadata read by msf.model and msf.predict through `loads`) is strict RFC 8259 without NaN/Infinity,
+lone surrogate escapes or repeated keys, nests at most MAX_JSON_DEPTH arrays and objects, and has
+integers of at most MAX_INTEGER_DIGITS digits; a shape has at most MAX_SHAPE_DIMS entries whose nonzero
+ones multiply to at most MAX_SHAPE_ELEMENTS. Only regular files are read (open_regular).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import reprlib
+import stat
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import BinaryIO, Mapping
 
 import numpy as np
 
@@ -55,9 +57,10 @@ class _NegativeZero(int):
 def _no_duplicates(pairs: list) -> dict:
     out = dict(pairs)
     if len(out) != len(pairs):
-        keys = [k for k, _ in pairs]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise _Refused(f"has duplicate keys: {_short(dup)}")
+        seen, dup = set(), set()
+        for k, _ in pairs:  # one pass: an object can have millions of keys
+            (dup if k in seen else seen).add(k)
+        raise _Refused(f"has duplicate keys: {_short(sorted(dup))}")
     return out
 
 
@@ -149,8 +152,9 @@ def loads(text: str, what: str, *, _header: bool = False):
 def _decode(raw: memoryview, dtype: str, count: int) -> np.ndarray:
     if dtype == "BF16":
         return bf16_to_f32(raw, "<", count)
-    return np.frombuffer(raw, dtype={"F32": "<f4", "F64": "<f8", "F16": "<f2"}[dtype], count=count
-                         ).astype(np.float32)
+    with np.errstate(over="ignore"):  # F64 beyond float32 becomes inf, as in C++; msf.model refuses it
+        return np.frombuffer(raw, dtype={"F32": "<f4", "F64": "<f8", "F16": "<f2"}[dtype], count=count
+                             ).astype(np.float32)
 
 
 def parse(data: bytes | bytearray | memoryview) -> Weights:
@@ -248,11 +252,28 @@ def read(path: str | os.PathLike) -> Weights:
     return read_with_bytes(path)[1]
 
 
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """path (symlinks followed) opened for binary reading if it is a regular file, else OSError "not a
+    regular file" without waiting or reading: opening a FIFO waits for a writer, a device such as /dev/zero
+    never ends, and opening some devices acts. Checked before opening, and again on what was opened (without
+    blocking, should a FIFO have taken the path's place), as the C++ reader does (read_safetensors_file)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_with_bytes(path: str | os.PathLike) -> tuple[bytes, Weights]:
     """As read, also giving the file's bytes (what a pickled Refiner carries)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        with open_regular(path) as f:
+            data = f.read(os.fstat(f.fileno()).st_size)  # the size C++ reads too, whatever is appended meanwhile
     except OSError as e:
         raise WeightsError(f"cannot read weights file {os.fspath(path)!r}: {e.strerror or e}") from None
     try:

@@ -81,7 +81,7 @@ def _stated_roots(roots: list, joints: list[str] | None) -> list[int]:
     indices = [named.get(r, -1) if isinstance(r, str) else r for r in roots]
     if not indices or min(indices) < 0 or (joints is not None and max(indices) >= len(joints)) or \
             len(set(indices)) < len(indices):
-        within = f"the file's {len(joints)} joints" if joints is not None else "joint indices >= 0"
+        within = f"of the file's {len(joints)} joints" if joints is not None else "joint indices >= 0"
         raise WeightsError(f"metadata pose root_joints {roots!r}: expected one or more distinct {within}")
     return indices
 

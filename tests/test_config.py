@@ -103,7 +103,7 @@ def test_metadata_is_checked():
 ])
 def test_pose_fields_of_another_type_are_refused(field, value):
     """A malformed pose convention is refused at load, naming the field, never read as something else
-    (the C++ loader reads only joints and dims: the others matter to Python's normalisation alone)."""
+    (both loaders check every field: tests/test_weights.py)."""
     pose = {"joints": ["a"] * 17, "dims": 3, "units": "mm", field: value}
     with pytest.raises(msf.WeightsError, match=f"metadata pose '{field}' is"):
         msf.Model.from_tensors(random_state_dict(CONFIG), {"pose": json.dumps(pose)})

@@ -758,6 +758,8 @@ def test_people_recover_argument_errors_are_raised_once():
         (dict(min_score=float("nan")), "min_score must be a finite number"),
         (dict(n_frames="200"), "n_frames must be an integer >= 1"),
         (dict(n_frames=10 ** 12), "n_frames must be at most 10000001"),
+        (dict(format="csv"), "unknown detector format 'csv'"),                 # after every person
+        (dict(progress=5), "progress must be a function"),                      # a TypeError at the first person
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                      # not one warning per person
@@ -767,6 +769,7 @@ def test_people_recover_argument_errors_are_raised_once():
         with pytest.raises(InputError, match=r"detections must be a msf\.detectors\.Detections .*got list"):
             people.recover(refiner, [1, 2], image_size=(W, H))
     assert det.check_n_frames(10 ** 7 + 1) == Detections(lay, [], n_frames=10 ** 7 + 1).n_frames  # the limit itself
+
 
 def test_empty_files(tmp_path):
     d = det.read(_dump(tmp_path / "e.json", []), format="coco")

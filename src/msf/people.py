@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from . import layouts
-from .detectors import Detections, PersonTrack, check_n_frames
+from .detectors import FORMATS, Detections, PersonTrack, check_n_frames
 from .errors import InputError
 from .inputs import MIN_SCORE, check_min_score
 from .keyframes import check_stride, keyframe_indices, on_grid
@@ -75,6 +75,10 @@ def recover(refiner, detections: Detections, *, image_size, n_frames: int | None
     check_min_score(min_score)
     if n_frames is not None:
         n_frames = check_n_frames(n_frames)
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown detector format {format!r}; known: {', '.join(FORMATS)}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be a function called with 1 after each person, got {progress!r}")
     if detections.layout != target:
         converted = []
         for t in detections.tracks:

@@ -190,11 +190,12 @@ def parse_verdicts(data: bytes) -> dict:
     return out
 
 
-def load_verdicts(data: bytes) -> dict:
-    """name -> the loaded model's config, or 'refused' (a WeightsError): the readers and the model checks."""
+def load_verdicts(data: bytes, python_config=lambda data: msf.Model.from_weights(weights.parse(data)).config) -> dict:
+    """name -> the loaded model's config, or 'refused' (a WeightsError): the readers and the model checks
+    (python_config: the Python loader)."""
     out = {}
     try:
-        out["python"] = sorted(asdict(msf.Model.from_weights(weights.parse(data)).config).items())
+        out["python"] = sorted(asdict(python_config(data)).items())
     except msf.WeightsError:
         out["python"] = "refused"
     if HAS_CPP:
@@ -563,18 +564,8 @@ def prediction_file(text: str, config: Config = PREDICTION_CONFIG) -> bytes:
 
 
 def refiner_verdicts(data: bytes) -> dict:
-    """name -> the loaded config, or 'refused': msf.Refiner (which reads the prediction metadata) and msf::Model."""
-    out = {}
-    try:
-        out["python"] = sorted(asdict(msf.Refiner.load(data, backend="numpy").config).items())
-    except msf.WeightsError:
-        out["python"] = "refused"
-    if HAS_CPP:
-        try:
-            out["cpp"] = sorted(_core.Model.from_buffer(data).config.items())
-        except msf.WeightsError:
-            out["cpp"] = "refused"
-    return out
+    """load_verdicts with msf.Refiner, which also reads the prediction metadata."""
+    return load_verdicts(data, lambda data: msf.Refiner.load(data, backend="numpy").config)
 
 
 def with_prediction(**fields) -> str:

@@ -106,6 +106,34 @@ def test_output_folder_inside_the_input_folder_is_not_read(tmp_path, lsp14_model
     assert sorted(files_under(tmp_path / "out")) == ["a.npy"]
 
 
+def test_the_input_folder_as_output_folder_is_refused(tmp_path, lsp14_model_path):
+    """-o the input folder skipped every input as done, and with --overwrite replaced the inputs."""
+    np.save(tmp_path / "a.npy", keyframes(41, 1))
+    before = files_under(tmp_path)
+    for extra in ([], ["--overwrite"]):
+        result = run_msf("recover", tmp_path, "-o", tmp_path, "--model", lsp14_model_path, *extra)
+        assert result.returncode == 1 and "the output folder is this input folder" in result.stderr, result.stderr
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_symlink_loops_and_dangling_links(tmp_path, lsp14_model_path):
+    """Two links to "." made the walk exponential (a hang); one gave names of 40 "self/" parts; a dangling
+    link stopped the whole run before any input (the others must go on)."""
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    np.save(root / "a.npy", keyframes(41, 1))
+    np.save(root / "sub" / "b.npy", keyframes(41, 2))
+    for name in ("l1", "l2", "self"):
+        os.symlink(".", root / name)
+    os.symlink(tmp_path / "nowhere.npy", root / "dangling.npy")
+    pairs = batch.expand([root], tmp_path / "out")
+    assert [str(out.relative_to(tmp_path / "out")) for _, out in pairs] == ["a.npy", "dangling.npy", "sub/b.npy"]
+    result = run_msf("recover", root, "-o", tmp_path / "out", "--model", lsp14_model_path)
+    assert result.returncode == 1 and "2 done, 1 failed" in result.stderr, result.stderr
+    assert sorted(files_under(tmp_path / "out")) == ["a.npy", "sub/b.npy"]
+
+
 def test_detector_formats_through_a_batch(tmp_path):
     """COCO files and an OpenPose folder, recovered in one batch as one at a time would."""
     rng = np.random.default_rng(5)

@@ -559,8 +559,10 @@ void Model::refine(const float* keyframes, float* out, std::size_t batch, int th
     for (size_t i = 0; i < batch * in_size; ++i)
         if (!std::isfinite(keyframes[i]))
             throw InputError("keyframes contain NaN or infinite values (window " + std::to_string(i / in_size) + ")");
-    if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const size_t workers = std::min(static_cast<size_t>(threads), batch);
+    // At most one worker per hardware thread: more only wait for a core, and each takes a thread and a
+    // workspace (INT_MAX threads for 40,000 windows ran out of threads midway).
+    const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+    const size_t workers = std::min({threads <= 0 ? cores : std::min(static_cast<size_t>(threads), cores), batch});
     // every worker's workspace is taken before any thread starts, so a failed allocation leaves nothing running
     std::vector<std::unique_ptr<Floats>> spaces;
     for (size_t w = 0; w < workers; ++w) spaces.push_back(m.acquire_workspace());

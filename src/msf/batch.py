@@ -82,8 +82,13 @@ def _is_openpose_folder(path: Path) -> bool:
     return detectors.sniff(path) == "openpose"
 
 
-def _walk(top: Path, base: Path, outdir: Path | None) -> Iterable[tuple[Path, Path]]:
-    """(input, name relative to base) under a directory, sorted, hidden names and the output folder left out."""
+def _walk(top: Path, base: Path, outdir: Path | None, visited: set[Path]) -> Iterable[tuple[Path, Path]]:
+    """(input, name relative to base) under a directory, sorted, hidden names and the output folder left out;
+    a folder reached again through a symlink (a loop: two links to "." made the walk exponential) is not
+    walked again."""
+    if top.resolve() in visited:
+        return
+    visited.add(top.resolve())
     if _is_openpose_folder(top):
         yield top, top.relative_to(base) if top != base else Path(top.resolve().name)
         return
@@ -91,7 +96,7 @@ def _walk(top: Path, base: Path, outdir: Path | None) -> Iterable[tuple[Path, Pa
         if entry.name.startswith(".") or entry.resolve() == outdir:
             continue
         if entry.is_dir():
-            yield from _walk(entry, base, outdir)
+            yield from _walk(entry, base, outdir, visited)
         elif entry.suffix.lower() in FORMATS:
             yield entry, entry.relative_to(base)
 
@@ -119,13 +124,15 @@ def expand(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike | None
         if path.is_file():
             pairs = [(path, Path(path.name))]
         elif path.is_dir():
-            pairs = list(_walk(path, path, resolved_outdir))
+            if path.resolve() == resolved_outdir:  # every input would count as done, or --overwrite replace it
+                raise InputError(f"{item}: the output folder is this input folder: give -o another folder")
+            pairs = list(_walk(path, path, resolved_outdir, set()))
         elif glob.has_magic(item):
             base = _glob_base(item)
             pairs = []
             for match in map(Path, sorted(glob.glob(item, recursive=True))):
                 if match.is_dir():
-                    pairs += _walk(match, base, resolved_outdir)
+                    pairs += _walk(match, base, resolved_outdir, set())
                 elif resolved_outdir not in match.resolve().parents:
                     pairs.append((match, match.relative_to(base)))
             if not pairs:
@@ -137,6 +144,8 @@ def expand(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike | None
                 continue
             seen.add(source.resolve())
             output = outdir / name if outdir is not None else name
+            if output.resolve() == source.resolve():
+                raise InputError(f"{source} would be written over itself: give -o another folder")
             if output in found:
                 raise InputError(f"{found[output][0]} and {source} would both be written to {output}: give "
                                  f"them separate runs, or their folders rather than the files")
@@ -385,10 +394,14 @@ def _run_pool(todo, jobs: int, pickled: bytes, stop, tag: str, report) -> None:
 
 
 def _size(path: Path) -> int:
-    """Bytes of an input (a folder's files summed): the progress line's measure of work."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    return path.stat().st_size
+    """Bytes of an input (a folder's files summed): the progress line's measure of work; 0 for one that
+    cannot be read (a dangling link, a file gone), whose own task then fails and is reported."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _print_summary(summary: Summary, desc: str) -> None:

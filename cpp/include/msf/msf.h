@@ -106,7 +106,8 @@ const char* msf_metadata(const msf_model* model, const char* key);
  * each thread that runs it and restored before returning), so tiny activations never slow it down. */
 int msf_refine(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out, size_t out_len,
                size_t batch);
-/* The same with the windows split over n_threads threads (<= 0: one per hardware thread); the results
+/* The same with the windows split over n_threads threads (<= 0, or more than the hardware threads: one
+ * per hardware thread); the results
  * are identical to msf_refine's. */
 int msf_refine_threads(const msf_model* model, const float* keyframes, size_t keyframes_len, float* out,
                        size_t out_len, size_t batch, int n_threads);

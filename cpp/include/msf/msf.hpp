@@ -63,8 +63,8 @@ public:
     const Metadata& metadata() const noexcept;
     // keyframes (batch, Q+1, P) -> out (batch, T, P), both C order. Throws InputError on non-finite input and
     // NumericError when the forward overflows float32 (out then holds partial results).
-    // threads: windows are split over this many threads (<= 0: one per hardware thread); results do not
-    // depend on it. Subnormals are flushed to zero during the call (the caller's FP mode is restored).
+    // threads: windows are split over this many threads (<= 0, or more than the hardware threads: one per
+    // hardware thread); results do not depend on it. Subnormals are flushed to zero during the call (the caller's FP mode is restored).
     void refine(const float* keyframes, float* out, std::size_t batch, int threads = 1) const;
     // The same with the buffers' lengths in floats, checked: they must be batch*(Q+1)*P and batch*T*P.
     void refine(const float* keyframes, std::size_t keyframes_len, float* out, std::size_t out_len,
@@ -88,6 +88,10 @@ inline void Model::refine(const float* keyframes, std::size_t keyframes_len, flo
                          " floats do not hold " + std::to_string(batch) + " windows of (Q+1, P) = (" +
                          std::to_string(c.n_keyframes()) + ", " + std::to_string(c.P) + ") keyframes and (T, P) = (" +
                          std::to_string(c.T()) + ", " + std::to_string(c.P) + ") frames");
+    // in place, later windows would read keyframes that earlier ones had overwritten
+    const std::uintptr_t in_at = reinterpret_cast<std::uintptr_t>(keyframes), out_at = reinterpret_cast<std::uintptr_t>(out);
+    if (in_at < out_at + out_len * sizeof(float) && out_at < in_at + keyframes_len * sizeof(float))
+        throw InputError("refine: keyframes and out overlap; give out a buffer of its own");
     refine(keyframes, out, batch);
 }
 

@@ -110,6 +110,10 @@ def test_a_push_that_raises_leaves_the_stream_as_it_was(rooted):
     with pytest.raises(msf.InputError, match="exceeds float32 range"):
         s.push(bad)
     assert s.pushed == 4
+    first = rooted.stream(latency="keyframe")
+    with pytest.raises(msf.InputError, match="exceeds float32 range"):  # was an AttributeError on a first push
+        first.push(bad)
+    assert first.pushed == 0
     got += [s.push(k) for k in kf[4:]]
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)

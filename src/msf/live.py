@@ -81,7 +81,7 @@ class LiveStream:
         if not np.isfinite(window).all():
             raise InputError(f"the keyframe at frame {q * c.K}, normalised for the model (root joints subtracted, "
                              f"divided by image_size), exceeds float32 range; give keyframes in the model's units "
-                             f"({self._normaliser.units or 'see Refiner.pose'}) and a plausible image_size")
+                             f"({normaliser.units or 'see Refiner.pose'}) and a plausible image_size")
         frames = self._refine(window)[0]
         end = (len(grid) - 1) * c.K                   # the new keyframe's frame within the window
         first = 0 if q == 0 else end - c.K + 1

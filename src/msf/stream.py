@@ -43,7 +43,7 @@ class Stream:
 
     def _poses(self, keyframe) -> np.ndarray:
         pose = pushed_pose(keyframe, self._convention.shape, self._config.P, self._min_score)
-        if self._track is None:
+        if not self.pushed:  # the first keyframe (or the first after one refused) fixes the shape
             self._flat = np.ndim(keyframe) == 1
             self._track = Track(self._config, self._refine,
                                 Normaliser(self._convention, pose.shape, self._image_size), self._stride)
@@ -61,20 +61,14 @@ class Stream:
 
     def push(self, keyframe) -> np.ndarray:
         poses = self._poses(keyframe)
-        saved = self._track.saved()
-        try:
+        with self._track.atomic():
             frames = self._track.extend(poses, [self.pushed * self._config.K])
-        except BaseException:
-            self._track.restore(saved)
-            if not self.pushed:  # the first keyframe: as if never pushed, so its shape fixes nothing
-                self._track = None
-            raise
         self._track.trim()
         return self._out(frames)
 
     def finish(self, n_frames: int | None = None, last_keyframe=None) -> np.ndarray:
         K = self._config.K
-        if self._track is None:
+        if not self.pushed:
             raise InputError("finish() before any push(): a video needs at least one keyframe")
         if self._track.finished:
             raise InputError("finish() was already called: this stream is finished; start a new one")
@@ -87,11 +81,7 @@ class Stream:
                              f"{self.pushed} were pushed"
                              f"{' and a last_keyframe given' if last_keyframe is not None else ''}")
         poses = self._poses(last_keyframe) if off_grid else None
-        saved = self._track.saved()
-        try:
+        with self._track.atomic():
             head = self._track.extend(poses, [n_frames - 1]) if off_grid else None
             tail = self._track.finish(n_frames)
-        except BaseException:
-            self._track.restore(saved)
-            raise
         return self._out(tail if head is None else np.concatenate([head, tail]))

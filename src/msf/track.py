@@ -8,6 +8,8 @@ units (Track._emit).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .backend import RefineWindows
@@ -119,18 +121,27 @@ class Track:
         self._run_windows(grid, starts)
         return self._emit(n_frames)
 
-    def saved(self) -> tuple:
-        """What extend and finish change, for restore: lengths of the lists they append to, copies of what
-        they change in place (the detections awaiting a fill, the sums of frames not yet given back)."""
+    @contextmanager
+    def atomic(self):
+        """The extend and finish calls inside take effect together or, should one raise, not at all."""
+        saved = self._saved()
+        try:
+            yield
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    def _saved(self) -> tuple:
+        """What extend and finish change: lengths of the lists they append to, copies of what they change in
+        place (the detections awaiting a fill, the sums of frames not yet given back)."""
         waiting = {k: self.raw[k].copy() for w in self.pending for k in w}
         held = self.emitted - self.frame0
         return (len(self.raw), len(self.grid), waiting, [list(w) for w in self.pending], list(self.last_valid),
                 self.next_window, self.emitted, self.finished, len(self.counts), self.sums[held:].copy(),
                 self.counts[held:].copy())
 
-    def restore(self, saved: tuple) -> None:
-        """The track as it was when `saved` was taken (after an extend or finish that raised; trim runs
-        between them only)."""
+    def _restore(self, saved: tuple) -> None:
+        """The track as it was when `saved` was taken (trim runs outside atomic only)."""
         raw, grid, waiting, self.pending, self.last_valid, self.next_window, self.emitted, self.finished, \
             frames, sums, counts = saved
         for held, n in ((self.raw, raw), (self.times, raw), (self.grid, grid), (self.offsets, grid)):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import math
 import sys
 import time
 import warnings
@@ -31,7 +30,7 @@ from .convert import convert
 from .errors import Error, InputError
 from .files import FORMATS, read_keyframes, write_frames
 from .info import describe
-from .inputs import FLOAT32_MAX, MIN_SCORE
+from .inputs import FLOAT32_MAX, MIN_SCORE, check_min_score
 from .keyframes import keyframe_count, keyframe_indices, last_off_grid
 from .pose import ALIASES, GENERIC, SKELETONS, UNITS
 from .refiner import MODELS_DIR, Refiner, models
@@ -314,9 +313,7 @@ def _many(args: argparse.Namespace) -> bool:
 def _run_recover(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise InputError(f"--jobs must be >= 0 (0: one per core), got {args.jobs}")
-    if not math.isfinite(args.min_score):
-        raise InputError(f"--min-score must be a finite number (joints scored below it are missing), got "
-                         f"{args.min_score}")
+    check_min_score(args.min_score, "--min-score")
     refiner = _load_refiner(args)
     if _many(args):
         return batch.run(args.input, args.output, partial(_recover_path, args), refiner, jobs=args.jobs,

@@ -64,9 +64,9 @@ def pose_forms(shape: tuple[int, int] | None, P: int, axes: tuple[str, ...]) -> 
     return f"({lead}{J}, {D}) or {flat}" + ("" if shape else f" with J*D = {P}")
 
 
-def check_min_score(min_score) -> None:
+def check_min_score(min_score, what: str = "min_score") -> None:
     if not (is_integer(min_score) or isinstance(min_score, (float, np.floating))) or not math.isfinite(min_score):
-        raise InputError(f"min_score must be a finite number (joints scored below it are missing), got {min_score!r}")
+        raise InputError(f"{what} must be a finite number (joints scored below it are missing), got {min_score!r}")
 
 
 def pushed_pose(keyframe, shape: tuple[int, int] | None, P: int, min_score) -> np.ndarray:

@@ -12,16 +12,14 @@ provenance metadata then names and fingerprints the legacy file, not the copy.
 import os
 import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 
 try:
-    from msf import cli
+    from msf.cli import main
 except ImportError:  # run from a source checkout where msf is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from msf import cli
+    from msf.cli import main
 from msf.checkpoint import CheckpointError, LegacyFormatError, load_checkpoint
-from msf.convert import convert
 from msf.errors import Error
 
 
@@ -64,6 +62,5 @@ if __name__ == "__main__":
             if copy is not None:
                 print(f"{argv[0]}: legacy torch.save format, re-saved by torch for conversion", file=sys.stderr)
                 # msf convert of the copy, whose errors and provenance (name, size, sha256) are the user's file's
-                cli.convert = partial(convert, resaved_from=argv[0])
-                argv = [str(copy), *argv[1:]]
-        sys.exit(cli.main(["convert", *argv]))
+                argv = [str(copy), *argv[1:], "--resaved-from", argv[0]]
+        sys.exit(main(["convert", *argv]))

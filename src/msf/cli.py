@@ -49,7 +49,8 @@ def _root_joints(text: str) -> list[int | str]:
 
 def _run_convert(args: argparse.Namespace) -> int:
     convert(args.checkpoint, args.output, skeleton=args.skeleton, dims=args.dims, units=args.units,
-            root_joints=args.root_joints, image_normalised=args.image_normalised, source=args.description)
+            root_joints=args.root_joints, image_normalised=args.image_normalised, source=args.description,
+            resaved_from=args.resaved_from)
     print(f"wrote {args.output}")
     print(describe(args.output))
     return 0
@@ -80,6 +81,8 @@ def _add_convert(subparsers) -> None:
     pose.add_argument("--image-normalised", action=argparse.BooleanOptionalAction, default=None,
                       help="2D poses are divided by the image (width, height)")
     p.add_argument("--description", help="free text kept in the file's provenance metadata")
+    # tools/convert_weights.py converts a re-saved copy of a legacy checkpoint: errors and provenance name this
+    p.add_argument("--resaved-from", help=argparse.SUPPRESS)
     p.set_defaults(run=_run_convert)
 
 
